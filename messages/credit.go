@@ -1,0 +1,24 @@
+package messages
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// InitialWindow is the credit each side of a WebSocket stream starts with:
+// how much it may send before the receiver grants more. A frame costs what
+// the receiver holds for it while it waits (see PROTOCOL.md, Credit).
+const InitialWindow = 1 << 20
+
+// AppendCredit appends a Credit payload: a uint32 increment.
+func AppendCredit(dst []byte, n uint32) []byte {
+	return binary.BigEndian.AppendUint32(dst, n)
+}
+
+// ParseCredit decodes a Credit payload.
+func ParseCredit(p []byte) (uint32, error) {
+	if len(p) != 4 {
+		return 0, fmt.Errorf("%w: credit of %d bytes", ErrMalformed, len(p))
+	}
+	return binary.BigEndian.Uint32(p), nil
+}

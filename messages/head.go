@@ -1,0 +1,276 @@
+package messages
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/http"
+)
+
+// RequestHead is the payload of HTTPRequest and WSRequest: what the proxy
+// forwards of a visitor's request. Header keeps every value of a repeated
+// field in order; hop-by-hop fields are removed before encoding.
+type RequestHead struct {
+	Method        string // empty on WSRequest (always GET)
+	URI           string // request target as received: path and raw query
+	Host          string // the visitor's Host
+	ContentLength int64  // -1 when unknown (the body is streamed until FlagEnd)
+	Header        http.Header
+}
+
+// ResponseHead is the payload of HTTPResponse and WSResponse.
+type ResponseHead struct {
+	Status        int
+	ContentLength int64 // -1 when unknown
+	Header        http.Header
+}
+
+// AppendRequestHead appends h's encoding to dst. It refuses, leaving dst
+// as it was, a head the receiver would refuse: an error wraps ErrTooLarge
+// for a field over its length prefix or a payload over MaxPayload, and
+// ErrMalformed for an invalid method, URI, host, header field or length.
+//
+//	method  string8   (1-byte length), a token or empty
+//	uri     string16
+//	host    string16
+//	length  int64
+//	header  header block
+func AppendRequestHead(dst []byte, h *RequestHead) ([]byte, error) {
+	start := len(dst)
+	if len(h.Method) > 255 {
+		return dst, fmt.Errorf("%w: method of %d bytes", ErrTooLarge, len(h.Method))
+	}
+	if err := fits16("uri", h.URI); err != nil {
+		return dst, err
+	}
+	if err := fits16("host", h.Host); err != nil {
+		return dst, err
+	}
+	if err := checkRequestHead(h); err != nil {
+		return dst, err
+	}
+	dst = append(dst, byte(len(h.Method)))
+	dst = append(dst, h.Method...)
+	dst = appendString16(dst, h.URI)
+	dst = appendString16(dst, h.Host)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ContentLength))
+	dst, err := appendHeader(dst, h.Header)
+	if err != nil {
+		return dst[:start], err
+	}
+	return checkPayload("request head", dst, start)
+}
+
+// ParseRequestHead decodes a RequestHead. Header names come out in
+// canonical form (see http.CanonicalHeaderKey).
+func ParseRequestHead(p []byte) (RequestHead, error) {
+	r := newReader(p)
+	var h RequestHead
+	h.Method = r.take(r.u8("method length"), "method")
+	h.URI = r.string16("uri")
+	h.Host = r.string16("host")
+	h.ContentLength = int64(r.u64("content length"))
+	h.Header = r.header()
+	if err := r.done("request head"); err != nil {
+		return RequestHead{}, err
+	}
+	if err := checkRequestHead(&h); err != nil {
+		return RequestHead{}, err
+	}
+	return h, nil
+}
+
+// checkRequestHead refuses what could split or smuggle a request on its way
+// to the private service: a method that is not a token, control bytes in the
+// URI or host, and a content length below -1.
+func checkRequestHead(h *RequestHead) error {
+	switch {
+	case h.Method != "" && !validName(h.Method):
+		return fmt.Errorf("%w: invalid method %.64q", ErrMalformed, h.Method)
+	case !noCTL(h.URI):
+		return fmt.Errorf("%w: control byte in uri %.64q", ErrMalformed, h.URI)
+	case !noCTL(h.Host):
+		return fmt.Errorf("%w: control byte in host %.64q", ErrMalformed, h.Host)
+	}
+	return checkLength(h.ContentLength)
+}
+
+func checkLength(n int64) error {
+	if n < -1 {
+		return fmt.Errorf("%w: content length %d", ErrMalformed, n)
+	}
+	return nil
+}
+
+func checkStatus(code int) error {
+	if code < 100 || code > 999 {
+		return fmt.Errorf("%w: status %d", ErrMalformed, code)
+	}
+	return nil
+}
+
+// AppendResponseHead appends h's encoding to dst. Like AppendRequestHead it
+// refuses, leaving dst as it was, a head the receiver would refuse.
+//
+//	status  uint16, 100 to 999
+//	length  int64
+//	header  header block
+func AppendResponseHead(dst []byte, h *ResponseHead) ([]byte, error) {
+	start := len(dst)
+	if err := checkStatus(h.Status); err != nil {
+		return dst, err
+	}
+	if err := checkLength(h.ContentLength); err != nil {
+		return dst, err
+	}
+	dst = binary.BigEndian.AppendUint16(dst, uint16(h.Status))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ContentLength))
+	dst, err := appendHeader(dst, h.Header)
+	if err != nil {
+		return dst[:start], err
+	}
+	return checkPayload("response head", dst, start)
+}
+
+// ParseResponseHead decodes a ResponseHead. Header names come out in
+// canonical form.
+func ParseResponseHead(p []byte) (ResponseHead, error) {
+	r := newReader(p)
+	var h ResponseHead
+	h.Status = r.u16("status")
+	h.ContentLength = int64(r.u64("content length"))
+	h.Header = r.header()
+	if err := r.done("response head"); err != nil {
+		return ResponseHead{}, err
+	}
+	if err := checkStatus(h.Status); err != nil {
+		return ResponseHead{}, err
+	}
+	if err := checkLength(h.ContentLength); err != nil {
+		return ResponseHead{}, err
+	}
+	return h, nil
+}
+
+// appendHeader encodes a header block: a uint16 count of fields, then each
+// field as name string16 and value string16. A repeated field is one entry
+// per value, in order; the order of different names is not significant (it
+// follows map iteration). Invalid names and values are refused here, so a
+// sender learns of them rather than its peer.
+func appendHeader(dst []byte, h http.Header) ([]byte, error) {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	if n > 0xffff {
+		return dst, fmt.Errorf("%w: %d header fields", ErrTooLarge, n)
+	}
+	dst = binary.BigEndian.AppendUint16(dst, uint16(n))
+	for name, vs := range h {
+		if len(vs) == 0 {
+			continue
+		}
+		if err := fits16("header name", name); err != nil {
+			return dst, err
+		}
+		if !validName(name) {
+			return dst, fmt.Errorf("%w: invalid header name %.64q", ErrMalformed, name)
+		}
+		for _, v := range vs {
+			if err := fits16("header value", v); err != nil {
+				return dst, err
+			}
+			if !validValue(v) {
+				return dst, fmt.Errorf("%w: invalid value of header %.64q", ErrMalformed, name)
+			}
+			dst = appendString16(dst, name)
+			dst = appendString16(dst, v)
+		}
+	}
+	return dst, nil
+}
+
+// header decodes a header block. The field count is checked against the
+// bytes left (each field takes at least 4) before anything is allocated.
+func (r *reader) header() http.Header {
+	n := r.u16("header count")
+	if r.err != nil {
+		return nil
+	}
+	if n*4 > len(r.s)-r.off {
+		r.err = fmt.Errorf("%w: %d header fields in %d bytes", ErrMalformed, n, len(r.s)-r.off)
+		return nil
+	}
+	h := make(http.Header, n)
+	// One backing array for all values, sliced per name as net/textproto does.
+	vals := make([]string, 0, n)
+	for i := 0; i < n && r.err == nil; i++ {
+		name := r.string16("header name")
+		v := r.string16("header value")
+		if r.err != nil {
+			break
+		}
+		if !validName(name) {
+			r.err = fmt.Errorf("%w: invalid header name %.64q", ErrMalformed, name)
+			break
+		}
+		if !validValue(v) {
+			r.err = fmt.Errorf("%w: invalid value of header %.64q", ErrMalformed, name)
+			break
+		}
+		name = http.CanonicalHeaderKey(name)
+		if prev, ok := h[name]; ok {
+			h[name] = append(prev, v)
+			continue
+		}
+		vals = append(vals, v)
+		h[name] = vals[len(vals)-1 : len(vals) : len(vals)]
+	}
+	return h
+}
+
+// validName reports whether s is an RFC 9110 field name (a token).
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	switch c {
+	case '!', '#', '$', '%', '&', '\'', '*', '+', '-', '.', '^', '_', '`', '|', '~':
+		return true
+	}
+	return false
+}
+
+// validValue reports whether s is a field value: no CR, LF or NUL, which
+// could split or end a head on the way out.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// noCTL reports whether s is free of ASCII control bytes (0x00-0x1f, 0x7f),
+// as a request target and a Host must be.
+func noCTL(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

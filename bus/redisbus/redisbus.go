@@ -1,0 +1,264 @@
+// Package redisbus is a bus.Bus over Redis pub/sub, joining proxy nodes
+// that share one Redis (single server, Sentinel or Cluster, through a
+// go-redis UniversalClient). A node subscribes under its name to the
+// channel "<prefix>:node:<name>"; Publish is one PUBLISH to that channel
+// and fails at once with bus.ErrNoSubscriber when Redis reports no
+// receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
+// SSUBSCRIBE), because a plain PUBLISH there counts only the receivers on
+// the node that took it and the no-subscriber check would lie.
+//
+// Every message is sealed with an HMAC-SHA256 keyed from the cluster
+// secret over the channel name, a timestamp and the message (layout in
+// envelope.go). A subscriber drops, and counts in Stats, any message that
+// is malformed, carries a bad tag (another secret, or a message replayed
+// onto another node's channel) or a timestamp more than MaxClockSkew from
+// its own clock, so anything else that can publish on the Redis cannot
+// inject messages. A captured message can be replayed on its own channel
+// within that window; callers drop messages for request ids they do not
+// know.
+//
+// Delivery is at most once. Redis pub/sub keeps nothing: a message
+// published while a subscriber is disconnected is lost, and Redis
+// disconnects a subscriber that falls behind its client output buffer
+// limit for pub/sub. go-redis reconnects and resubscribes by itself (Stats
+// counts each Resubscribed), but what was published meanwhile is gone.
+// Callers detect loss with sequence numbers and timeouts and turn it into
+// a prompt error. An error from Publish does not prove the message was not
+// delivered: a timed-out PUBLISH may still reach the subscriber.
+//
+// Every Redis call is bounded by Options.Timeout (and the caller's
+// context). For that bound to hold against a Redis that accepts
+// connections but does not answer, build the client with
+// ContextTimeoutEnabled and short DialTimeout, ReadTimeout and
+// WriteTimeout (about a second each); New logs a warning otherwise. The
+// Bus does not own the client: close it after the Bus.
+package redisbus
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"keyhole/bus"
+)
+
+// Defaults for Options fields left zero.
+const (
+	DefaultPrefix     = "keyhole"
+	DefaultTimeout    = time.Second
+	DefaultBufferSize = 1024
+	MinSecretSize     = 16
+)
+
+// Options configure a Bus. Zero values mean the documented defaults,
+// except Secret, which is required.
+type Options struct {
+	// Prefix namespaces the channels, "<prefix>:node:<node>". Nodes that
+	// reach each other use the same prefix. Default "keyhole".
+	Prefix string
+
+	// Secret is the cluster secret every node shares; it authenticates
+	// every message. At least MinSecretSize bytes of random data.
+	Secret []byte
+
+	// Timeout bounds each Redis call: a publish, a subscribe or an
+	// unsubscribe. Default one second.
+	Timeout time.Duration
+
+	// BufferSize is how many received messages a subscription holds
+	// between Redis and its handler, which bounds that memory to
+	// BufferSize times the largest message. When it is full, go-redis
+	// stops reading and Redis's own pub/sub output buffer limit takes
+	// over (the subscriber is disconnected and resubscribes, counted in
+	// Stats.Resubscribed). Default 1024.
+	BufferSize int
+
+	// Logger receives reconnects and dropped messages. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Bus is a bus.Bus over Redis pub/sub. It is safe for concurrent use.
+type Bus struct {
+	client  redis.UniversalClient
+	prefix  string
+	key     []byte
+	timeout time.Duration
+	buffer  int
+	sharded bool
+	log     *slog.Logger
+	macs    sync.Pool // of hash.Hash keyed with key, for Publish
+	stats   counters
+	closed  atomic.Bool
+
+	mu   sync.Mutex // protects subs and the transition to closed; held while a Subscribe starts
+	subs map[string]*subscription
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// New returns a Bus that publishes and subscribes through client.
+func New(client redis.UniversalClient, opts Options) (*Bus, error) {
+	if client == nil {
+		return nil, errors.New("redisbus: nil client")
+	}
+	if len(opts.Secret) < MinSecretSize {
+		return nil, fmt.Errorf("redisbus: secret must be at least %d bytes, got %d", MinSecretSize, len(opts.Secret))
+	}
+	b := &Bus{
+		client:  client,
+		prefix:  opts.Prefix,
+		key:     deriveKey(opts.Secret),
+		timeout: opts.Timeout,
+		buffer:  opts.BufferSize,
+		log:     opts.Logger,
+		subs:    make(map[string]*subscription),
+	}
+	if b.prefix == "" {
+		b.prefix = DefaultPrefix
+	}
+	if b.timeout <= 0 {
+		b.timeout = DefaultTimeout
+	}
+	if b.buffer <= 0 {
+		b.buffer = DefaultBufferSize
+	}
+	if b.log == nil {
+		b.log = slog.Default()
+	}
+	b.log = b.log.With("component", "redisbus")
+	b.macs.New = func() any { return b.newMAC() }
+	_, b.sharded = client.(*redis.ClusterClient)
+	if !contextTimeoutEnabled(client) {
+		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
+	}
+	return b, nil
+}
+
+// Publish seals msg and publishes it to node's channel. It fails with an
+// error wrapping bus.ErrNoSubscriber when no subscriber received it, and
+// with bus.ErrClosed after Close.
+func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
+	if b.closed.Load() {
+		return bus.ErrClosed
+	}
+	channel := b.channel(node)
+	mac := b.macs.Get().(hash.Hash)
+	env := seal(mac, channel, time.Now(), msg)
+	b.macs.Put(mac)
+
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	var cmd *redis.IntCmd
+	if b.sharded {
+		cmd = b.client.SPublish(ctx, channel, env)
+	} else {
+		cmd = b.client.Publish(ctx, channel, env)
+	}
+	n, err := cmd.Result()
+	switch {
+	case err != nil:
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, err)
+	case n == 0:
+		b.stats.noSubscriber.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, bus.ErrNoSubscriber)
+	}
+	b.stats.published.Add(1)
+	return nil
+}
+
+// Subscribe subscribes to node's channel and returns once Redis has
+// confirmed it, so a Publish that follows reaches handle. handle is called
+// from one goroutine, one message at a time, in order; it must not block,
+// must not keep msg after it returns, and must not close the subscription.
+// One Bus holds at most one subscription per node.
+func (b *Bus) Subscribe(node string, handle func(msg []byte)) (bus.Subscription, error) {
+	if handle == nil {
+		return nil, errors.New("redisbus: subscribe: nil handler")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed.Load() {
+		return nil, bus.ErrClosed
+	}
+	if _, ok := b.subs[node]; ok {
+		return nil, fmt.Errorf("redisbus: node %q already subscribed", node)
+	}
+	s, err := b.subscribe(node, handle)
+	if err != nil {
+		return nil, fmt.Errorf("redisbus: subscribe %q: %w", node, err)
+	}
+	b.subs[node] = s
+	return s, nil
+}
+
+// Close ends every subscription, waits for their goroutines, and makes
+// later calls fail with bus.ErrClosed. It does not close the client.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	b.closed.Store(true)
+	subs := make([]*subscription, 0, len(b.subs))
+	for _, s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		wg.Go(func() { _ = s.Close() })
+	}
+	wg.Wait()
+	return nil
+}
+
+// Stats returns a snapshot of the Bus's counters.
+func (b *Bus) Stats() Stats {
+	return b.stats.snapshot()
+}
+
+// Losses counts the events after which messages to this process may have
+// been lost: subscriptions restored after their connection dropped.
+func (b *Bus) Losses() uint64 {
+	return b.Stats().Resubscribed
+}
+
+var _ bus.Lossy = (*Bus)(nil)
+
+func (b *Bus) channel(node string) string {
+	return b.prefix + ":node:" + node
+}
+
+func (b *Bus) newMAC() hash.Hash {
+	return hmac.New(sha256.New, b.key)
+}
+
+// forget removes s from the subscriptions if it is still there.
+func (b *Bus) forget(s *subscription) {
+	b.mu.Lock()
+	if b.subs[s.node] == s {
+		delete(b.subs, s.node)
+	}
+	b.mu.Unlock()
+}
+
+// contextTimeoutEnabled reports whether client lets a context deadline cut
+// a socket read short. Unknown client types are given the benefit of the
+// doubt.
+func contextTimeoutEnabled(client redis.UniversalClient) bool {
+	switch c := client.(type) {
+	case *redis.Client:
+		return c.Options().ContextTimeoutEnabled
+	case *redis.ClusterClient:
+		return c.Options().ContextTimeoutEnabled
+	}
+	return true
+}

@@ -1,0 +1,161 @@
+package redisbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// warnEvery limits how often one subscription logs dropped messages.
+const warnEvery = 10 * time.Second
+
+// subscription is one node's subscription: a go-redis PubSub and the
+// goroutine that feeds its messages to the handler.
+type subscription struct {
+	b       *Bus
+	node    string
+	channel string
+	handle  func([]byte)
+	ps      *redis.PubSub
+
+	closing      atomic.Bool   // set when Close starts: deliver nothing more
+	unsubscribed chan struct{} // closed by run when Redis confirms the unsubscribe
+	done         chan struct{} // closed when run returns
+	closeOnce    sync.Once
+
+	// Owned by run.
+	mac      hash.Hash
+	buf      []byte
+	lastWarn time.Time
+}
+
+// subscribe subscribes to node's channel, waits for Redis to confirm, and
+// starts the subscription's goroutine.
+func (b *Bus) subscribe(node string, handle func([]byte)) (*subscription, error) {
+	s := &subscription{
+		b:            b,
+		node:         node,
+		channel:      b.channel(node),
+		handle:       handle,
+		unsubscribed: make(chan struct{}),
+		done:         make(chan struct{}),
+		mac:          b.newMAC(),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	if b.sharded {
+		s.ps = b.client.SSubscribe(ctx, s.channel)
+	} else {
+		s.ps = b.client.Subscribe(ctx, s.channel)
+	}
+	// go-redis sends SUBSCRIBE without reading the answer (and drops a
+	// send error); the confirmation is the first thing on the connection.
+	reply, err := s.ps.ReceiveTimeout(ctx, b.timeout)
+	if err != nil {
+		_ = s.ps.Close()
+		return nil, err
+	}
+	if c, ok := reply.(*redis.Subscription); !ok || c.Channel != s.channel || !isSubscribe(c.Kind) {
+		_ = s.ps.Close()
+		return nil, fmt.Errorf("unexpected reply to subscribe: %v", reply)
+	}
+	msgs := s.ps.ChannelWithSubscriptions(
+		redis.WithChannelSize(b.buffer),
+		// A stuck health-check ping holds the PubSub's lock, which Close
+		// needs: keep it as short as any other call.
+		redis.WithChannelPingTimeout(b.timeout),
+		redis.WithChannelReconnectTimeout(b.timeout),
+	)
+	go s.run(msgs)
+	return s, nil
+}
+
+// run hands messages to the handler until go-redis closes msgs, which it
+// does once the PubSub is closed. After Close starts it keeps draining, so
+// go-redis's own goroutine never waits on a full channel.
+func (s *subscription) run(msgs <-chan any) {
+	defer close(s.done)
+	var unsubOnce sync.Once
+	for m := range msgs {
+		if s.closing.Load() {
+			if c, ok := m.(*redis.Subscription); ok && isUnsubscribe(c.Kind) {
+				unsubOnce.Do(func() { close(s.unsubscribed) })
+			}
+			if _, ok := m.(*redis.Message); ok {
+				s.b.stats.discarded.Add(1)
+			}
+			continue
+		}
+		switch m := m.(type) {
+		case *redis.Message:
+			s.deliver(m)
+		case *redis.Subscription:
+			if isSubscribe(m.Kind) {
+				// go-redis lost the connection and subscribed again on a
+				// new one; what was published in between is gone.
+				s.b.stats.resubscribed.Add(1)
+				s.b.log.Warn("resubscribed after a lost connection; messages published meanwhile were lost", "node", s.node)
+			}
+		}
+	}
+}
+
+func (s *subscription) deliver(m *redis.Message) {
+	s.buf = append(s.buf[:0], m.Payload...)
+	msg, err := open(s.mac, s.channel, time.Now(), s.buf)
+	if err == nil && m.Channel != s.channel {
+		err = errForged // cannot happen with one channel per PubSub; never deliver it
+	}
+	switch {
+	case err == nil:
+		s.b.stats.delivered.Add(1)
+		s.handle(msg)
+		return
+	case errors.Is(err, errStale):
+		s.b.stats.stale.Add(1)
+	default:
+		s.b.stats.forged.Add(1)
+	}
+	if now := time.Now(); now.Sub(s.lastWarn) >= warnEvery {
+		s.lastWarn = now
+		st := s.b.stats.snapshot()
+		s.b.log.Warn("dropped a message that failed authentication", "node", s.node, "err", err,
+			"forged", st.Forged, "stale", st.Stale)
+	}
+}
+
+// Close unsubscribes, waits for Redis to confirm (so a later Publish sees
+// no subscriber), closes the PubSub and waits for the goroutine. It returns
+// nil, also when called again.
+func (s *subscription) Close() error {
+	s.closeOnce.Do(func() {
+		s.b.forget(s)
+		s.closing.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), s.b.timeout)
+		defer cancel()
+		var err error
+		if s.b.sharded {
+			err = s.ps.SUnsubscribe(ctx, s.channel)
+		} else {
+			err = s.ps.Unsubscribe(ctx, s.channel)
+		}
+		if err == nil {
+			select {
+			case <-s.unsubscribed:
+			case <-ctx.Done():
+			}
+		}
+		_ = s.ps.Close()
+		<-s.done
+	})
+	return nil
+}
+
+func isSubscribe(kind string) bool   { return kind == "subscribe" || kind == "ssubscribe" }
+func isUnsubscribe(kind string) bool { return kind == "unsubscribe" || kind == "sunsubscribe" }

@@ -1,0 +1,69 @@
+// Package hop removes the header fields that belong to one connection
+// (hop-by-hop fields) so they are never forwarded across the tunnel.
+package hop
+
+import (
+	"net/http"
+	"strings"
+)
+
+// fields are the hop-by-hop fields of RFC 9110 section 7.6.1, plus the
+// legacy ones proxies are expected to drop.
+var fields = []string{
+	"Connection",
+	"Proxy-Connection",
+	"Keep-Alive",
+	"Proxy-Authenticate",
+	"Proxy-Authorization",
+	"Te",
+	"Trailer",
+	"Transfer-Encoding",
+	"Upgrade",
+}
+
+// Remove deletes hop-by-hop fields from h, first every field named in any
+// Connection header (all of them, however many there are and whether or
+// not the first is empty), then the fixed list. It runs before a proxy
+// adds fields of its own, so a sender cannot name those in Connection to
+// have them removed.
+func Remove(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, f := range fields {
+		delete(h, f)
+	}
+}
+
+// handshake are the fields of one hop's WebSocket handshake; each hop
+// negotiates its own key, version, extensions and accept.
+var handshake = []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Accept"}
+
+// RemoveHandshake deletes the per-hop WebSocket handshake fields from h.
+// The subprotocol offer and choice are end to end and stay.
+func RemoveHandshake(h http.Header) {
+	for _, f := range handshake {
+		delete(h, f)
+	}
+}
+
+// IsWebSocket reports whether r asks to upgrade to a WebSocket.
+func IsWebSocket(r *http.Request) bool {
+	return headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func headerHasToken(h http.Header, name, token string) bool {
+	for _, v := range h[name] {
+		for t := range strings.SplitSeq(v, ",") {
+			if strings.EqualFold(strings.TrimSpace(t), token) {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,354 @@
+// Package link runs one keyhole WebSocket between a client and a proxy:
+// one writer goroutine fed by a bounded queue (keepalive pings go through
+// it), frames read inline by Run, and a deadline that drops a link that
+// has been silent for Timeout. Both the proxy and the client use it.
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/time/rate"
+
+	"keyhole/messages"
+)
+
+// Defaults for Options.
+const (
+	DefaultPingInterval = 10 * time.Second
+	DefaultTimeout      = 20 * time.Second
+	DefaultQueue        = 128
+)
+
+// ErrClosed is returned by Send after the link has ended.
+var ErrClosed = errors.New("link closed")
+
+// Options tune a Conn. Zero values mean the defaults.
+type Options struct {
+	PingInterval time.Duration // a Ping after this long without sending anything
+	Timeout      time.Duration // drop the link after this long without hearing anything
+	Queue        int           // frames waiting for the writer
+	Limiter      *rate.Limiter // if set, paces the frames read from the peer
+	Logger       *slog.Logger
+	Client       bool // this end dialed: its messages are masked (RFC 6455)
+}
+
+// Handler receives each frame read from the peer, with ownership of the
+// buffer holding it. An error ends the link.
+type Handler func(f messages.Frame, b *Buffer) error
+
+// maxBatch bounds how many queued frames go out in one system call.
+const maxBatch = 32
+
+// Conn is one link.
+type Conn struct {
+	ws    *websocket.Conn
+	nc    net.Conn // ws's connection, which the link writes to itself
+	opts  Options
+	queue chan *Buffer
+	done  chan struct{} // closed when the link ends
+
+	closeOnce sync.Once
+	err       error // why the link ended; set before done is closed
+
+	writeWake chan struct{} // Ping replies skip the queue's order but not its writer
+	pong      atomic.Pointer[Buffer]
+
+	bufs net.Buffers // the writer's scratch
+}
+
+// New wraps an established WebSocket. Call Run to start it.
+func New(ws *websocket.Conn, opts Options) *Conn {
+	if opts.PingInterval <= 0 {
+		opts.PingInterval = DefaultPingInterval
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultQueue
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	ws.SetReadLimit(messages.MaxFrame)
+	return &Conn{
+		ws:        ws,
+		nc:        ws.NetConn(),
+		opts:      opts,
+		queue:     make(chan *Buffer, opts.Queue),
+		done:      make(chan struct{}),
+		writeWake: make(chan struct{}, 1),
+	}
+}
+
+// Done is closed when the link has ended.
+func (c *Conn) Done() <-chan struct{} { return c.done }
+
+// Err says why the link ended; nil while it runs.
+func (c *Conn) Err() error {
+	select {
+	case <-c.done:
+		return c.err
+	default:
+		return nil
+	}
+}
+
+// Send queues b for the writer, waiting while the queue is full, and takes
+// ownership of b. It fails once the link has ended or ctx is done.
+func (c *Conn) Send(ctx context.Context, b *Buffer) error {
+	return c.SendBatch(ctx, b)
+}
+
+// SendBatch queues frames in order, taking ownership of them; the writer
+// sends whatever is queued together in one system call.
+func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
+	select {
+	case <-c.done:
+		freeAll(bs)
+		return fmt.Errorf("send: %w", c.err)
+	default:
+	}
+	for i, b := range bs {
+		if err := c.enqueue(ctx, b); err != nil {
+			freeAll(bs[i+1:])
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Conn) enqueue(ctx context.Context, b *Buffer) error {
+	select {
+	case c.queue <- b:
+		return nil
+	default:
+	}
+	select {
+	case c.queue <- b:
+		return nil
+	case <-c.done:
+	case <-ctx.Done():
+	}
+	b.Free()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("send: %w", c.err)
+}
+
+func freeAll(bs []*Buffer) {
+	for _, b := range bs {
+		b.Free()
+	}
+}
+
+// TrySend queues b if there is room now, taking ownership of b either
+// way. It is for callers that must never block, like a bus handler.
+func (c *Conn) TrySend(b *Buffer) bool {
+	select {
+	case <-c.done:
+	case c.queue <- b:
+		return true
+	default:
+	}
+	b.Free()
+	return false
+}
+
+// Close ends the link with err (nil means a normal close).
+func (c *Conn) Close(err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	c.closeOnce.Do(func() {
+		c.err = err
+		close(c.done)
+		c.ws.Close()
+	})
+}
+
+// Run reads frames and hands them to handle until the link fails, ctx is
+// done or Close is called. It starts the writer and waits for it before
+// returning the reason the link ended.
+func (c *Conn) Run(ctx context.Context, handle Handler) error {
+	// Links sit idle in their thousands: one goroutine each besides the
+	// reader, and no control frames from the WebSocket layer, which would
+	// race the writer (keyhole has its own Ping).
+	c.ws.SetPingHandler(func(string) error { return nil })
+	c.ws.SetCloseHandler(func(int, string) error { return nil })
+	stop := context.AfterFunc(ctx, func() { c.Close(ctx.Err()) })
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.Close(c.write())
+	}()
+	c.Close(c.read(ctx, handle))
+	wg.Wait()
+	c.drain()
+	return c.err
+}
+
+func (c *Conn) read(ctx context.Context, handle Handler) error {
+	for {
+		b, err := c.readFrame()
+		if err != nil {
+			return err
+		}
+		f, err := messages.Parse(b.B)
+		if err != nil {
+			b.Free()
+			return fmt.Errorf("read: %w", err)
+		}
+		if c.opts.Limiter != nil {
+			if err := c.opts.Limiter.Wait(ctx); err != nil {
+				b.Free()
+				return err
+			}
+		}
+		if f.Type == messages.TypePing {
+			c.answerPing(f, b)
+			continue
+		}
+		if err := handle(f, b); err != nil {
+			return err
+		}
+	}
+}
+
+// readFrame reads one WebSocket message into a pooled buffer.
+func (c *Conn) readFrame() (*Buffer, error) {
+	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+	kind, r, err := c.ws.NextReader()
+	if err != nil {
+		return nil, fmt.Errorf("read: %w", err)
+	}
+	if kind != websocket.BinaryMessage {
+		return nil, fmt.Errorf("read: %w: text message on a link", messages.ErrMalformed)
+	}
+	b := NewBuffer()
+	buf := b.B[:cap(b.B)]
+	n := 0
+	for {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.Free()
+			return nil, fmt.Errorf("read: %w", err)
+		}
+		if n == len(buf) {
+			b.Free()
+			return nil, fmt.Errorf("read: %w", messages.ErrTooLarge)
+		}
+	}
+	b.B = buf[:n]
+	return b, nil
+}
+
+// answerPing echoes a Ping's payload with FlagPong. Only the latest
+// unanswered ping is kept, so pings cannot pile up in memory.
+func (c *Conn) answerPing(f messages.Frame, b *Buffer) {
+	if f.Flags&messages.FlagPong != 0 {
+		b.Free()
+		return
+	}
+	messages.PutHeader(b.B, messages.TypePing, messages.FlagPong, f.ID)
+	if old := c.pong.Swap(b); old != nil {
+		old.Free()
+	}
+	select {
+	case c.writeWake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *Conn) write() error {
+	idle := time.NewTimer(c.opts.PingInterval)
+	defer idle.Stop()
+	batch := make([]*Buffer, 0, maxBatch)
+	for {
+		batch = batch[:0]
+		select {
+		case b := <-c.queue:
+			batch = append(batch, b)
+			// Whatever else is waiting goes out in the same system call.
+			for len(batch) < maxBatch {
+				select {
+				case b := <-c.queue:
+					batch = append(batch, b)
+					continue
+				default:
+				}
+				break
+			}
+		case <-c.writeWake:
+			b := c.pong.Swap(nil)
+			if b == nil {
+				continue
+			}
+			batch = append(batch, b)
+		case <-idle.C: // nothing written for a whole interval
+			batch = append(batch, Frame(messages.TypePing, 0, messages.ID{}, nil))
+		case <-c.done:
+			return c.err
+		}
+		err := c.writeFrames(batch)
+		freeAll(batch)
+		if err != nil {
+			return err
+		}
+		idle.Reset(c.opts.PingInterval)
+	}
+}
+
+// writeFrames writes frames as WebSocket messages in one system call. Only
+// the writer goroutine calls it.
+func (c *Conn) writeFrames(bs []*Buffer) error {
+	c.bufs = c.bufs[:0]
+	for _, b := range bs {
+		var key uint32
+		if c.opts.Client {
+			key = rand.Uint32()
+		}
+		c.bufs = append(c.bufs, b.wire(c.opts.Client, key, nil)...)
+	}
+	c.nc.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
+	bufs := c.bufs // WriteTo consumes its receiver
+	if _, err := bufs.WriteTo(c.nc); err != nil {
+		return fmt.Errorf("write: %w", err)
+	}
+	return nil
+}
+
+// drain frees whatever is still queued once the link has ended.
+func (c *Conn) drain() {
+	for {
+		select {
+		case b := <-c.queue:
+			b.Free()
+		default:
+			if b := c.pong.Swap(nil); b != nil {
+				b.Free()
+			}
+			return
+		}
+	}
+}
+
+// Logger returns the link's logger.
+func (c *Conn) Logger() *slog.Logger { return c.opts.Logger }

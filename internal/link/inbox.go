@@ -1,0 +1,167 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"keyhole/messages"
+)
+
+// ErrOverflow means a stream's peer sent more than its inbox holds: it
+// ignored its credit, or broke a body cap.
+var ErrOverflow = errors.New("stream queue full")
+
+// Inbound is one frame waiting in an Inbox, with the buffer it lives in.
+type Inbound struct {
+	F messages.Frame
+	B *Buffer
+}
+
+// Inbox is the bounded queue of frames a link delivers to one stream. The
+// link's reader never blocks on it: a frame that does not fit fails the
+// stream with ErrOverflow. It holds at most a number of frames and a
+// number of bytes (counted as Cost counts them). On a stream with a send
+// window, Credit frames do not queue: they go straight to the window. An
+// inbox without one (a relay passing frames on) queues them like the rest.
+type Inbox struct {
+	maxFrames int
+	maxBytes  int64
+	win       *Window // nil on streams without flow control
+
+	mu     sync.Mutex // protects q, head, queued, err
+	q      []Inbound
+	head   int
+	queued int64
+	err    error
+
+	notify chan struct{} // a frame was queued
+	once   sync.Once
+	gone   chan struct{} // closed by Fail
+}
+
+// NewInbox returns an inbox holding at most frames frames and bytes bytes.
+// win, if not nil, receives the credit the peer grants.
+func NewInbox(frames int, bytes int64, win *Window) *Inbox {
+	return &Inbox{maxFrames: frames, maxBytes: bytes, win: win, notify: make(chan struct{}, 1), gone: make(chan struct{})}
+}
+
+// Window is the stream's send window, or nil.
+func (q *Inbox) Window() *Window { return q.win }
+
+// Deliver queues a frame, taking b. It reports false, having failed the
+// inbox, when the frame does not fit.
+func (q *Inbox) Deliver(f messages.Frame, b *Buffer) bool {
+	if f.Type == messages.TypeCredit && q.win != nil {
+		n, err := messages.ParseCredit(f.Payload)
+		b.Free()
+		if err == nil {
+			q.win.Add(int64(n))
+		}
+		return true
+	}
+	q.mu.Lock()
+	if len(b.B) <= copyBelow && cap(b.B) > copyBelow && len(q.q) > q.head {
+		// Frames are waiting: a small one waits in a buffer of its own
+		// size. A consumer keeping up takes it from the pooled one; the
+		// inbox's slack covers that one buffer.
+		small := &Buffer{B: append(make([]byte, 0, len(b.B)), b.B...)}
+		b.Free()
+		b = small
+		f.Payload = b.B[messages.HeaderSize:]
+	}
+	size := cost(b)
+	if q.err != nil || len(q.q)-q.head >= q.maxFrames || q.queued+size > q.maxBytes {
+		q.mu.Unlock()
+		b.Free()
+		q.Fail(ErrOverflow)
+		return false
+	}
+	q.q = append(q.q, Inbound{f, b})
+	q.queued += size
+	q.mu.Unlock()
+	select {
+	case q.notify <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+func cost(b *Buffer) int64 { return int64(cap(b.B)) + slotCost }
+
+// Fail ends the inbox with err; frames already queued are still read.
+func (q *Inbox) Fail(err error) {
+	q.once.Do(func() {
+		q.mu.Lock()
+		q.err = err
+		q.mu.Unlock()
+		close(q.gone)
+	})
+}
+
+// Done is closed once the inbox has failed.
+func (q *Inbox) Done() <-chan struct{} { return q.gone }
+
+// Err is why the inbox failed, or nil.
+func (q *Inbox) Err() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.err
+}
+
+// Len is the number of frames waiting.
+func (q *Inbox) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.q) - q.head
+}
+
+// Next returns the next frame. Frames queued before a failure come first,
+// so an answer that arrived whole is served even if the link dropped
+// right after it.
+func (q *Inbox) Next(ctx context.Context) (Inbound, error) {
+	for {
+		m, ok, err := q.pop()
+		if ok || err != nil {
+			return m, err
+		}
+		select {
+		case <-q.notify:
+		case <-q.gone:
+		case <-ctx.Done():
+			return Inbound{}, context.Cause(ctx)
+		}
+	}
+}
+
+func (q *Inbox) pop() (Inbound, bool, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.head == len(q.q) {
+		return Inbound{}, false, q.err
+	}
+	m := q.q[q.head]
+	q.q[q.head] = Inbound{}
+	q.head++
+	if q.head == len(q.q) {
+		q.head = 0
+		if cap(q.q) > 64 {
+			q.q = nil // let a burst's backlog go
+		} else {
+			q.q = q.q[:0]
+		}
+	}
+	q.queued -= cost(m.B)
+	return m, true, nil
+}
+
+// Release frees every frame still queued.
+func (q *Inbox) Release() {
+	for {
+		m, ok, _ := q.pop()
+		if !ok {
+			return
+		}
+		m.B.Free()
+	}
+}

@@ -1,0 +1,58 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"keyhole/bus"
+	"keyhole/limiter"
+)
+
+// Sentinel errors of the request path. status maps each to what the
+// visitor sees; nothing else in the package picks a status.
+var (
+	ErrNoTunnel         = errors.New("no tunnel is connected for this hostname")
+	ErrNotOurs          = errors.New("hostname is not served by this proxy")
+	ErrTunnelGone       = errors.New("the tunnel disconnected before answering")
+	ErrTimeout          = errors.New("the tunnel did not answer in time")
+	ErrResponseTooLarge = errors.New("response body over the size limit")
+	ErrRateLimited      = errors.New("too many requests for this tunnel")
+	ErrRouting          = errors.New("cannot reach the node holding this tunnel")
+	ErrDraining         = errors.New("proxy is shutting down")
+	ErrProtocol         = errors.New("protocol violation")
+	ErrReplaced         = errors.New("replaced by a newer link from the same client")
+)
+
+// upstreamError is an Error frame from the client: the private service
+// failed, with the status and message the client chose.
+type upstreamError struct {
+	code int
+	msg  string
+}
+
+func (e *upstreamError) Error() string { return e.msg }
+
+func status(err error) int {
+	var ue *upstreamError
+	switch {
+	case errors.As(err, &ue):
+		if ue.code >= 400 && ue.code <= 599 {
+			return ue.code
+		}
+		return http.StatusBadGateway
+	case errors.Is(err, ErrNoTunnel), errors.Is(err, ErrNotOurs):
+		return http.StatusNotFound
+	case errors.Is(err, ErrRouting), errors.Is(err, bus.ErrNoSubscriber), errors.Is(err, ErrDraining):
+		// Before timeouts: a Redis call that timed out is a routing failure.
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, limiter.ErrBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests
+	default:
+		return http.StatusBadGateway
+	}
+}

@@ -1,0 +1,67 @@
+package proxy
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"keyhole/internal/hop"
+)
+
+// spoofable are the fields a visitor could use to lie about where it is;
+// they are kept only from a trusted front proxy.
+var spoofable = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-Ip"}
+
+// outboundHeader is what the client receives of a visitor's header:
+// hop-by-hop fields removed first, then the proxy's X-Forwarded-* set.
+func (s *Server) outboundHeader(r *http.Request) http.Header {
+	h := r.Header.Clone()
+	if h == nil {
+		h = make(http.Header, 4)
+	}
+	hop.Remove(h)
+	// The proxy answered any Expect itself and has the body.
+	delete(h, "Expect")
+	peer := peerAddr(r.RemoteAddr)
+	trusted := s.trusted(peer)
+	if !trusted {
+		for _, f := range spoofable {
+			delete(h, f)
+		}
+	}
+	xff := peer.String()
+	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + xff
+	}
+	h["X-Forwarded-For"] = []string{xff}
+	if len(h["X-Forwarded-Proto"]) == 0 {
+		proto := s.cfg.PublicScheme
+		if r.TLS != nil {
+			proto = "https"
+		}
+		h["X-Forwarded-Proto"] = []string{proto}
+	}
+	if len(h["X-Forwarded-Host"]) == 0 {
+		h["X-Forwarded-Host"] = []string{r.Host}
+	}
+	return h
+}
+
+func peerAddr(remote string) netip.Addr {
+	host, _, err := net.SplitHostPort(remote)
+	if err != nil {
+		host = remote
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	for _, p := range s.cfg.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

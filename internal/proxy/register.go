@@ -1,0 +1,175 @@
+package proxy
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"keyhole/internal/identity"
+	"keyhole/internal/link"
+	"keyhole/limiter"
+	"keyhole/messages"
+)
+
+// registerTimeout bounds the whole challenge-response exchange.
+const registerTimeout = 10 * time.Second
+
+// serveConnect upgrades a client's link, verifies its key and serves the
+// link until it ends. It runs on the connection's own goroutine.
+func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
+	if s.drain.Load() {
+		http.Error(w, ErrDraining.Error(), http.StatusServiceUnavailable)
+		return
+	}
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	s.wg.Add(1)
+	defer s.wg.Done()
+	req, label, err := s.register(ws)
+	if err != nil {
+		s.stats.LinksRefused.Add(1)
+		s.log.Info("registration refused", "remote", r.RemoteAddr, "err", err)
+		refuse(ws, err)
+		return
+	}
+	log := s.log.With("tunnel", label, "remote", r.RemoteAddr)
+	l := &clientLink{
+		label:    label,
+		instance: req.Instance,
+		srv:      s,
+		log:      log,
+		streams:  make(map[messages.ID]sink),
+	}
+	l.conn = link.New(ws, link.Options{
+		PingInterval: s.cfg.PingInterval,
+		Timeout:      s.cfg.LinkTimeout,
+		Limiter:      limiter.NewMessages(s.cfg.ClientRate),
+		Logger:       log,
+	})
+	// The link lives on in a goroutine of its own, with a small stack:
+	// this one grew verifying the signature, and idle links are many.
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.serveLink(l)
+	}()
+}
+
+// register runs the challenge-response exchange on a fresh WebSocket and
+// returns the verified registration.
+func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, string, error) {
+	ws.SetReadLimit(messages.MaxFrame)
+	deadline := time.Now().Add(registerTimeout)
+	ws.SetWriteDeadline(deadline)
+	ws.SetReadDeadline(deadline)
+
+	ch := messages.Challenge{Domain: s.cfg.Domain}
+	rand.Read(ch.Nonce[:])
+	payload, err := ch.Append(nil)
+	if err != nil {
+		return nil, "", err
+	}
+	b := link.Frame(messages.TypeChallenge, 0, messages.ID{}, payload)
+	err = ws.WriteMessage(websocket.BinaryMessage, b.B)
+	b.Free()
+	if err != nil {
+		return nil, "", fmt.Errorf("send challenge: %w", err)
+	}
+	kind, data, err := ws.ReadMessage()
+	if err != nil {
+		return nil, "", fmt.Errorf("read registration: %w", err)
+	}
+	if kind != websocket.BinaryMessage {
+		return nil, "", fmt.Errorf("read registration: %w: text message", messages.ErrMalformed)
+	}
+	f, err := messages.Parse(data)
+	if err != nil {
+		return nil, "", fmt.Errorf("read registration: %w", err)
+	}
+	if f.Type != messages.TypeRegistrationRequest {
+		return nil, "", fmt.Errorf("%w: got %v before registering", ErrProtocol, f.Type)
+	}
+	req, err := messages.ParseRegistrationRequest(f.Payload)
+	if err != nil {
+		return nil, "", fmt.Errorf("read registration: %w", err)
+	}
+	label, err := identity.Verify(&req, s.cfg.Domain, ch.Nonce, time.Now())
+	if err != nil {
+		return nil, "", err
+	}
+	ws.SetReadDeadline(time.Time{})
+	ws.SetWriteDeadline(time.Time{})
+	return &req, label, nil
+}
+
+// refuse tells a client why its registration failed, then closes the link.
+func refuse(ws *websocket.Conn, err error) {
+	defer ws.Close()
+	st := messages.Status{Code: http.StatusUnauthorized, Text: "registration refused: " + err.Error()}
+	if errors.Is(err, messages.ErrMalformed) || errors.Is(err, ErrProtocol) {
+		st.Code = http.StatusBadRequest
+	}
+	b := link.Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
+	defer b.Free()
+	ws.SetWriteDeadline(time.Now().Add(time.Second))
+	if ws.WriteMessage(websocket.BinaryMessage, b.B) != nil {
+		return
+	}
+	reason := st.Text
+	if len(reason) > 120 {
+		reason = reason[:120]
+	}
+	ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, reason), time.Now().Add(time.Second))
+}
+
+// serveLink adds a registered link to its tunnel, answers the client, and
+// serves the link until it ends.
+func (s *Server) serveLink(l *clientLink) {
+	// The answer is queued before the link can be routed to, so it is the
+	// first frame the client reads after registering; it is written once
+	// the link runs, after the route is announced, so the client prints
+	// its URL only when every node can reach it.
+	resp := messages.RegistrationResponse{Hostname: l.label + "." + s.cfg.Domain, URL: s.URL(l.label)}
+	payload, _ := resp.Append(nil)
+	if !l.conn.TrySend(link.Frame(messages.TypeRegistrationResponse, 0, messages.ID{}, payload)) {
+		l.conn.Close(ErrProtocol)
+		return
+	}
+	first, replaced := s.addLink(l)
+	if replaced != nil {
+		replaced.conn.Close(ErrReplaced)
+	}
+	if first {
+		if err := s.cfg.Registry.Announce(s.ctx, l.label, s.cfg.Node); err != nil {
+			// Same-node requests still work; the registry renews later.
+			l.log.Warn("announce route", "err", err)
+		}
+	}
+	if s.drain.Load() {
+		l.goAway(s.ctx)
+	}
+	s.stats.LinksAccepted.Add(1)
+	s.stats.LinksActive.Add(1)
+	l.log.Info("link up", "url", resp.URL)
+
+	err := l.conn.Run(s.ctx, l.handle)
+
+	s.stats.LinksActive.Add(-1)
+	if last := s.removeLink(l); last {
+		// The server's context may be ending: withdraw on a fresh one.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := s.cfg.Registry.Withdraw(ctx, l.label, s.cfg.Node); err != nil {
+			l.log.Warn("withdraw route", "err", err)
+		}
+	}
+	l.failAll(fmt.Errorf("%w: %v", ErrTunnelGone, err))
+	l.log.Info("link down", "err", err)
+}

@@ -1,0 +1,209 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"keyhole/bus"
+	"keyhole/internal/link"
+	"keyhole/messages"
+)
+
+var errRelayDone = errors.New("relay finished")
+
+// relay serves, on the node holding a link, one stream whose visitor is on
+// another node: frames from the visitor's node go to the link, and frames
+// from the client wait in a bounded inbox until the relay's goroutine
+// publishes them back, in order.
+type relay struct {
+	s    *Server
+	key  relayKey
+	l    *clientLink // nil when no link for the label is here any more
+	in   *link.Inbox
+	ws   bool
+	recv uint32 // next seq from the visitor's node; bus handler only
+
+	mu          sync.Mutex // protects the two flags
+	visitorDone bool       // the visitor's side sent WSTeardown
+	clientDone  bool       // the client sent WSTeardown
+	once        sync.Once
+}
+
+func (s *Server) openRelay(key relayKey, label string, ws bool) *relay {
+	rl := &relay{s: s, key: key, ws: ws}
+	if ws {
+		rl.in = link.NewInbox(1<<20, messages.InitialWindow+2*link.Cost(messages.MaxChunk), nil)
+	} else {
+		rl.in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+	}
+	if t := s.tunnel(label); t != nil {
+		rl.l = t.pick(nil)
+	}
+	if rl.l == nil || rl.l.attach(key.id, rl) != nil {
+		rl.l = nil
+		rl.in.Fail(ErrNoTunnel)
+	}
+	s.remote.mu.Lock()
+	s.remote.relays[key] = rl
+	s.remote.mu.Unlock()
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		rl.run()
+	}()
+	return rl
+}
+
+// fromVisitor forwards the frames of an envelope from the visitor's node
+// to the link; first is the envelope's first frame, already split off.
+func (rl *relay) fromVisitor(seq uint32, e envelope, first []byte) {
+	if seq != rl.recv {
+		rl.in.Fail(ErrLost)
+		return
+	}
+	rl.recv++
+	for frame, ok := first, true; ok; frame, ok = e.next() {
+		if !rl.forward(frame) {
+			return
+		}
+	}
+}
+
+// forward passes one frame to the link; false ends the envelope.
+func (rl *relay) forward(frame []byte) bool {
+	if rl.l == nil {
+		return false
+	}
+	b, f, err := copyFrame(frame)
+	if err != nil || f.ID != rl.key.id {
+		b.Free()
+		rl.in.Fail(ErrProtocol)
+		return false
+	}
+	// Never block the bus: a link whose queue is full loses this stream.
+	if !rl.l.conn.TrySend(b) {
+		rl.in.Fail(link.ErrOverflow)
+		return false
+	}
+	switch {
+	case f.Type == messages.TypeError:
+		rl.finish()
+	case f.Type == messages.TypeWSTeardown:
+		rl.mu.Lock()
+		rl.visitorDone = true
+		done := rl.clientDone
+		rl.mu.Unlock()
+		if done {
+			rl.finish()
+		}
+	}
+	return true
+}
+
+// deliver queues a frame from the client; it never blocks.
+func (rl *relay) deliver(f messages.Frame, b *link.Buffer) {
+	if !rl.in.Deliver(f, b) {
+		rl.s.stats.StreamOverflow.Add(1)
+	}
+}
+
+func (rl *relay) fail(err error) { rl.in.Fail(err) }
+
+// run publishes the client's frames to the visitor's node until the
+// stream ends.
+func (rl *relay) run() {
+	defer rl.finish()
+	var seq uint32
+	var buf []byte
+	var frames [][]byte
+	var held []*link.Buffer
+	publish := func(frames ...[]byte) error {
+		buf = appendEnvelope(buf[:0], kindToVisitor, seq, rl.s.cfg.Node, "", frames...)
+		seq++
+		ctx, cancel := context.WithTimeout(rl.s.ctx, 5*time.Second)
+		defer cancel()
+		return rl.s.cfg.Bus.Publish(ctx, rl.key.node, buf)
+	}
+	for {
+		m, err := rl.in.Next(rl.s.ctx)
+		if err != nil {
+			if !errors.Is(err, errRelayDone) && rl.s.ctx.Err() == nil {
+				st := messages.Status{Code: uint16(status(err)), Text: err.Error()}
+				b := link.Frame(messages.TypeError, 0, rl.key.id, st.Append(nil))
+				publish(b.B)
+				b.Free()
+				rl.cancelClient(err)
+			}
+			return
+		}
+		// Whatever else has arrived goes in the same message, up to about
+		// one frame's worth of bytes.
+		frames, held = append(frames[:0], m.B.B), append(held[:0], m.B)
+		end := rl.ends(m.F)
+		for size := len(m.B.B); !end && size < messages.MaxFrame && rl.in.Len() > 0; {
+			m, err = rl.in.Next(rl.s.ctx)
+			if err != nil {
+				break
+			}
+			frames, held = append(frames, m.B.B), append(held, m.B)
+			size += len(m.B.B)
+			end = rl.ends(m.F)
+		}
+		err = publish(frames...)
+		freeBuffers(held)
+		if err != nil {
+			if errors.Is(err, bus.ErrNoSubscriber) {
+				err = ErrTunnelGone
+			}
+			rl.cancelClient(err)
+			return
+		}
+		if end {
+			return
+		}
+	}
+}
+
+// ends reports whether a frame from the client ends the stream.
+func (rl *relay) ends(f messages.Frame) bool {
+	switch f.Type {
+	case messages.TypeError:
+		return true
+	case messages.TypeHTTPResponse, messages.TypeData:
+		return f.End()
+	case messages.TypeWSResponse:
+		h, err := messages.ParseResponseHead(f.Payload)
+		return err != nil || (h.Status != http.StatusSwitchingProtocols && f.End())
+	case messages.TypeWSTeardown:
+		rl.mu.Lock()
+		defer rl.mu.Unlock()
+		rl.clientDone = true
+		return rl.visitorDone
+	}
+	return false
+}
+
+// cancelClient tells the client to abandon the stream.
+func (rl *relay) cancelClient(cause error) {
+	if rl.l != nil {
+		rl.s.cancelStream(rl.l, rl.key.id, cause)
+	}
+}
+
+// finish removes the relay; its goroutine ends once its inbox is drained.
+func (rl *relay) finish() {
+	rl.once.Do(func() {
+		rl.s.remote.mu.Lock()
+		if rl.s.remote.relays[rl.key] == rl {
+			delete(rl.s.remote.relays, rl.key)
+		}
+		rl.s.remote.mu.Unlock()
+		if rl.l != nil {
+			rl.l.detach(rl.key.id)
+		}
+		rl.in.Fail(errRelayDone)
+	})
+}

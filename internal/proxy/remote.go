@@ -1,0 +1,341 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"keyhole/bus"
+	"keyhole/internal/link"
+	"keyhole/messages"
+)
+
+// ErrLost means a message of a stream never arrived across the bus.
+var ErrLost = errors.New("a message was lost between proxy nodes")
+
+// probeInterval is how often a node checks that the nodes its streams
+// cross to are still there.
+const probeInterval = time.Second
+
+// remoteStreams holds the streams that cross the bus, on both ends.
+type remoteStreams struct {
+	mu       sync.Mutex                     // protects visitors and relays
+	visitors map[messages.ID]*remoteVisitor // visitors here, links elsewhere
+	relays   map[relayKey]*relay            // links here, visitors elsewhere
+}
+
+type relayKey struct {
+	node string
+	id   messages.ID
+}
+
+func (r *remoteStreams) init() {
+	r.visitors = make(map[messages.ID]*remoteVisitor)
+	r.relays = make(map[relayKey]*relay)
+}
+
+// remoteRoute finds a node holding label and returns the way to it.
+func (s *Server) remoteRoute(ctx context.Context, label string) (upstream, error) {
+	others, ok := s.routes.get(label)
+	if !ok {
+		nodes, err := s.cfg.Registry.Lookup(ctx, label)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrRouting, err)
+		}
+		for _, n := range nodes {
+			if n != s.cfg.Node {
+				others = append(others, n)
+			}
+		}
+		if len(others) == 0 {
+			return nil, ErrNoTunnel
+		}
+		s.routes.put(label, others)
+	}
+	s.stats.RemoteRequests.Add(1)
+	return &remoteUpstream{s: s, node: others[rand.N(len(others))], label: label}, nil
+}
+
+// routeCache remembers for a moment which other nodes hold a label, so
+// the requests of a busy remote tunnel do not each ask the registry. A
+// failed request forgets its label's entry.
+type routeCache struct {
+	mu sync.Mutex // protects m
+	m  map[string]routeEntry
+}
+
+type routeEntry struct {
+	nodes []string
+	until time.Time
+}
+
+const (
+	routeTTL       = time.Second
+	maxCachedRoute = 10000
+)
+
+func (c *routeCache) get(label string) ([]string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.m[label]
+	if !ok || time.Now().After(e.until) {
+		return nil, false
+	}
+	return e.nodes, true
+}
+
+func (c *routeCache) put(label string, nodes []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil || len(c.m) >= maxCachedRoute {
+		c.m = make(map[string]routeEntry) // simplest bound: start over
+	}
+	c.m[label] = routeEntry{nodes: nodes, until: time.Now().Add(routeTTL)}
+}
+
+func (c *routeCache) forget(label string) {
+	c.mu.Lock()
+	delete(c.m, label)
+	c.mu.Unlock()
+}
+
+// remoteUpstream sends a visitor's stream to the node holding the link.
+type remoteUpstream struct {
+	s     *Server
+	node  string
+	label string
+}
+
+// remoteVisitor is one visitor stream served by another node.
+type remoteVisitor struct {
+	k    sink
+	node string
+	recv uint32 // next seq expected; touched only by the bus handler
+
+	mu     sync.Mutex // serialises sends, so seq order is publish order
+	sent   uint32
+	buf    []byte
+	frames [][]byte
+}
+
+func freeBuffers(bs []*link.Buffer) {
+	for _, b := range bs {
+		b.Free()
+	}
+}
+
+func (u *remoteUpstream) attach(id messages.ID, k sink) error {
+	r := &u.s.remote
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.visitors[id] = &remoteVisitor{k: k, node: u.node}
+	return nil
+}
+
+func (u *remoteUpstream) detach(id messages.ID) {
+	r := &u.s.remote
+	r.mu.Lock()
+	delete(r.visitors, id)
+	r.mu.Unlock()
+}
+
+func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
+	return u.sendBatch(ctx, b)
+}
+
+// sendBatch publishes frames of one stream in one envelope.
+func (u *remoteUpstream) sendBatch(ctx context.Context, bs ...*link.Buffer) error {
+	defer freeBuffers(bs)
+	r := &u.s.remote
+	r.mu.Lock()
+	v := r.visitors[frameID(bs[0].B)]
+	r.mu.Unlock()
+	if v == nil {
+		return ErrTunnelGone
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.frames = v.frames[:0]
+	for _, b := range bs {
+		v.frames = append(v.frames, b.B)
+	}
+	v.buf = appendEnvelope(v.buf[:0], kindToLink, v.sent, u.s.cfg.Node, u.label, v.frames...)
+	v.sent++
+	if err := u.s.cfg.Bus.Publish(ctx, u.node, v.buf); err != nil {
+		if errors.Is(err, bus.ErrNoSubscriber) {
+			return fmt.Errorf("%w: node %s is gone", ErrTunnelGone, u.node)
+		}
+		return fmt.Errorf("%w: %w", ErrRouting, err)
+	}
+	return nil
+}
+
+// watchNodes probes, every probeInterval, each node that streams of this
+// node cross to, and fails those streams at once when the node is gone
+// (or the bus is), instead of letting them wait for a timeout.
+func (s *Server) watchNodes() {
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	probe := appendEnvelope(nil, kindProbe, 0, s.cfg.Node, "", nil)
+	lossy, _ := s.cfg.Bus.(bus.Lossy)
+	var losses uint64
+	if lossy != nil {
+		losses = lossy.Losses()
+	}
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if lossy != nil {
+			if n := lossy.Losses(); n != losses {
+				// Messages to this node may have been lost: nothing in
+				// flight across the bus can be trusted to complete.
+				losses = n
+				s.log.Warn("bus lost messages; failing streams across nodes")
+				s.remote.failAll(ErrLost)
+			}
+		}
+		for _, n := range s.remote.nodes() {
+			ctx, cancel := context.WithTimeout(s.ctx, probeInterval)
+			err := s.cfg.Bus.Publish(ctx, n, probe)
+			cancel()
+			if err != nil && s.ctx.Err() == nil {
+				s.log.Warn("node unreachable; failing its streams", "peer", n, "err", err)
+				s.remote.failNode(n, fmt.Errorf("%w: node %s: %v", ErrTunnelGone, n, err))
+			}
+		}
+	}
+}
+
+// nodes lists the other nodes that streams of this node cross to.
+func (r *remoteStreams) nodes() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := make(map[string]bool)
+	for _, v := range r.visitors {
+		seen[v.node] = true
+	}
+	for k := range r.relays {
+		seen[k.node] = true
+	}
+	nodes := make([]string, 0, len(seen))
+	for n := range seen {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+// failAll fails every stream that crosses the bus.
+func (r *remoteStreams) failAll(err error) {
+	for _, n := range r.nodes() {
+		r.failNode(n, err)
+	}
+}
+
+// failNode fails every stream that crosses to node.
+func (r *remoteStreams) failNode(node string, err error) {
+	r.mu.Lock()
+	var sinks []sink
+	for _, v := range r.visitors {
+		if v.node == node {
+			sinks = append(sinks, v.k)
+		}
+	}
+	for k, rl := range r.relays {
+		if k.node == node {
+			sinks = append(sinks, rl)
+		}
+	}
+	r.mu.Unlock()
+	for _, k := range sinks {
+		k.fail(err)
+	}
+}
+
+// fromBus handles a message another node published to this one. It runs
+// on the bus's delivery goroutine, so it never blocks and never publishes.
+func (s *Server) fromBus(msg []byte) {
+	e, err := parseEnvelope(msg)
+	if err != nil {
+		s.stats.ProtocolViolations.Add(1)
+		return
+	}
+	switch e.kind {
+	case kindToVisitor:
+		s.toVisitor(e)
+	case kindToLink:
+		s.toLink(e)
+	}
+}
+
+// toVisitor hands frames from a remote link to the visitor's stream.
+func (s *Server) toVisitor(e envelope) {
+	first, ok := e.next()
+	if !ok {
+		s.stats.ProtocolViolations.Add(1)
+		return
+	}
+	id := frameID(first)
+	s.remote.mu.Lock()
+	v := s.remote.visitors[id]
+	s.remote.mu.Unlock()
+	if v == nil || v.node != string(e.from) {
+		s.stats.UnknownStream.Add(1)
+		return
+	}
+	if e.seq != v.recv {
+		v.k.fail(fmt.Errorf("%w: got message %d, want %d", ErrLost, e.seq, v.recv))
+		return
+	}
+	v.recv++
+	for frame := first; ok; frame, ok = e.next() {
+		b, f, err := copyFrame(frame)
+		if err != nil || f.ID != id {
+			b.Free()
+			s.stats.ProtocolViolations.Add(1)
+			v.k.fail(fmt.Errorf("%w: %v", ErrProtocol, err))
+			return
+		}
+		v.k.deliver(f, b)
+	}
+}
+
+// copyFrame copies a frame out of a bus message into a pooled buffer.
+func copyFrame(frame []byte) (*link.Buffer, messages.Frame, error) {
+	b := link.NewBuffer()
+	b.B = append(b.B, frame...)
+	f, err := messages.Parse(b.B)
+	return b, f, err
+}
+
+// toLink hands frames from a remote visitor to a link on this node,
+// opening a relay for a new stream.
+func (s *Server) toLink(e envelope) {
+	frame, ok := e.next()
+	if !ok {
+		s.stats.ProtocolViolations.Add(1)
+		return
+	}
+	f, err := messages.Parse(frame)
+	if err != nil {
+		s.stats.ProtocolViolations.Add(1)
+		return
+	}
+	key := relayKey{node: string(e.from), id: f.ID}
+	s.remote.mu.Lock()
+	rl := s.remote.relays[key]
+	s.remote.mu.Unlock()
+	if rl == nil {
+		if (f.Type != messages.TypeHTTPRequest && f.Type != messages.TypeWSRequest) || e.seq != 0 {
+			s.stats.UnknownStream.Add(1)
+			return
+		}
+		rl = s.openRelay(key, string(e.label), f.Type == messages.TypeWSRequest)
+	}
+	rl.fromVisitor(e.seq, e, frame)
+}

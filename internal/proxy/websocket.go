@@ -1,0 +1,122 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"keyhole/internal/hop"
+	"keyhole/internal/link"
+	"keyhole/internal/wsrelay"
+	"keyhole/messages"
+)
+
+var wsBuffers sync.Pool
+
+// serveWebSocket relays a visitor's WebSocket. The visitor is upgraded
+// only after the private service has answered 101; any other answer is
+// relayed to the visitor as it is.
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, label, host string) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	s.stats.WebSockets.Add(1)
+	if err := s.relayWebSocket(w, r, label); err != nil {
+		s.count(err)
+		s.fail(w, r, host, err)
+	}
+}
+
+// relayWebSocket returns an error only while nothing has been written.
+func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label string) (err error) {
+	head := messages.RequestHead{URI: r.RequestURI, Host: r.Host, Header: s.outboundHeader(r)}
+	hop.RemoveHandshake(head.Header)
+	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, ErrTimeout)
+	defer cancel()
+	up, l, err := s.route(ctx, label, nil)
+	if err != nil {
+		return err
+	}
+	if l == nil {
+		defer func() {
+			if err != nil {
+				s.routes.forget(label)
+			}
+		}()
+	}
+	st := newWSStream(func() { s.stats.StreamOverflow.Add(1) })
+	if err := up.attach(st.id, st); err != nil {
+		return err
+	}
+	defer st.Release()
+	defer up.detach(st.id)
+	b := link.NewBuffer()
+	b.B = messages.AppendHeader(b.B, messages.TypeWSRequest, messages.FlagEnd, st.id)
+	if b.B, err = messages.AppendRequestHead(b.B, &head); err != nil {
+		b.Free()
+		return fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	if err := up.send(ctx, b); err != nil {
+		return fmt.Errorf("%w: %w", ErrTunnelGone, err)
+	}
+	m, err := st.Next(ctx)
+	if err != nil {
+		s.cancelStream(up, st.id, err)
+		return err
+	}
+	if m.F.Type != messages.TypeWSResponse {
+		return s.writeResponse(w, r, up, st, m)
+	}
+	resp, err := messages.ParseResponseHead(m.F.Payload)
+	if err != nil || resp.Status != http.StatusSwitchingProtocols {
+		// A refusal: status, headers and body go back as they are.
+		return s.writeResponse(w, r, up, st, m)
+	}
+	m.B.Free()
+	return s.upgrade(w, r, up, st, resp.Header)
+}
+
+// upgrade completes the visitor's handshake with what the service agreed
+// to, then relays messages until either side closes.
+func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, up upstream, st *stream, h http.Header) error {
+	protocol := h.Get("Sec-Websocket-Protocol")
+	hop.Remove(h)
+	hop.RemoveHandshake(h)
+	delete(h, "Sec-Websocket-Protocol")
+	u := websocket.Upgrader{
+		WriteBufferSize: messages.MaxFrame + 16,
+		WriteBufferPool: &wsBuffers,
+		CheckOrigin:     func(*http.Request) bool { return true }, // the service judged Origin
+	}
+	if protocol != "" {
+		u.Subprotocols = []string{protocol}
+	}
+	ws, err := u.Upgrade(w, r, h)
+	if err != nil {
+		// The upgrader has answered the visitor; the service's socket goes.
+		s.cancelStream(up, st.id, err)
+		return nil
+	}
+	s.stats.WebSocketsActive.Add(1)
+	defer s.stats.WebSocketsActive.Add(-1)
+	ws.NetConn().SetDeadline(time.Time{})
+	err = wsrelay.Relay(s.ctx, ws, &wsStream{stream: st, up: up}, wsrelay.Options{MaxMessage: s.cfg.MaxBody})
+	if errors.Is(err, link.ErrOverflow) {
+		s.log.Info("websocket closed: visitor reads too slowly", "host", r.Host)
+	}
+	return nil
+}
+
+// wsStream is a visitor stream seen by the relay.
+type wsStream struct {
+	*stream
+	up upstream
+}
+
+func (w *wsStream) ID() messages.ID { return w.id }
+
+func (w *wsStream) Send(ctx context.Context, b *link.Buffer) error { return w.up.send(ctx, b) }

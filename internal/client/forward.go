@@ -1,0 +1,165 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"keyhole/internal/hop"
+	"keyhole/internal/link"
+	"keyhole/messages"
+)
+
+// serveHTTP answers one visitor request from the private service.
+func (s *session) serveHTTP(st *stream, head *messages.RequestHead, noBody bool) {
+	start := time.Now()
+	req, err := s.c.request(st, head, noBody)
+	if err != nil {
+		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+		return
+	}
+	resp, err := s.c.cfg.Transport.RoundTrip(req)
+	if err != nil {
+		if st.ctx.Err() == nil {
+			s.log.Warn("private service failed", "method", head.Method, "uri", head.URI, "err", err)
+			s.sendError(st.id, http.StatusBadGateway, "keyhole client: private service failed: "+err.Error())
+		}
+		return
+	}
+	defer resp.Body.Close()
+	n, err := s.relayResponse(st, resp)
+	if err != nil && st.ctx.Err() == nil {
+		s.log.Warn("response relay failed", "method", head.Method, "uri", head.URI, "err", err)
+		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+	}
+	s.log.Info("request", "method", head.Method, "uri", head.URI, "status", resp.StatusCode, "bytes", n, "duration", time.Since(start).Round(time.Microsecond))
+}
+
+// request builds the request toward the private service.
+func (c *Client) request(st *stream, head *messages.RequestHead, noBody bool) (*http.Request, error) {
+	u, err := url.ParseRequestURI(head.URI)
+	if err != nil {
+		return nil, fmt.Errorf("request target %q: %w", head.URI, err)
+	}
+	u.Scheme, u.Host, u.User = c.target.Scheme, c.target.Host, nil
+	if p := strings.TrimSuffix(c.target.Path, "/"); p != "" {
+		u.Path = p + u.Path
+		if u.RawPath != "" {
+			u.RawPath = strings.TrimSuffix(c.target.EscapedPath(), "/") + u.RawPath
+		}
+	}
+	req, err := http.NewRequestWithContext(st.ctx, head.Method, u.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header = head.Header
+	for k, v := range c.cfg.Header {
+		req.Header[k] = v
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = []string{""} // send none, as the visitor did
+	}
+	switch c.cfg.HostHeader {
+	case "":
+		req.Host = head.Host
+	case "rewrite":
+		req.Host = c.target.Host
+	default:
+		req.Host = c.cfg.HostHeader
+	}
+	req.ContentLength = head.ContentLength
+	if noBody || head.ContentLength == 0 {
+		req.Body, req.ContentLength = http.NoBody, 0
+	} else {
+		req.Body = &body{st: st}
+	}
+	return req, nil
+}
+
+// relayResponse sends the service's response head and body to the proxy.
+func (s *session) relayResponse(st *stream, resp *http.Response) (int64, error) {
+	return s.relayResponseAs(st, resp, messages.TypeHTTPResponse)
+}
+
+// relayResponseAs sends a response with a head of type t (HTTPResponse,
+// or WSResponse for a refused WebSocket).
+func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Type) (int64, error) {
+	hop.Remove(resp.Header)
+	rh := messages.ResponseHead{Status: resp.StatusCode, ContentLength: resp.ContentLength, Header: resp.Header}
+	empty := resp.Body == http.NoBody || resp.ContentLength == 0
+	var flags messages.Flags
+	if empty {
+		flags = messages.FlagEnd
+	}
+	b := link.NewBuffer()
+	b.B = messages.AppendHeader(b.B, t, flags, st.id)
+	var err error
+	if b.B, err = messages.AppendResponseHead(b.B, &rh); err != nil {
+		b.Free()
+		return 0, fmt.Errorf("response head: %w", err)
+	}
+	if empty {
+		return 0, st.send(b)
+	}
+	if n := resp.ContentLength; n > 0 && n <= messages.MaxChunk {
+		// A small body of known length is here already, or nearly:
+		// it goes out with its head in one write.
+		c := link.Chunk()
+		if _, err := io.ReadFull(resp.Body, c.Payload()[:n]); err != nil {
+			c.Free()
+			b.Free()
+			return 0, fmt.Errorf("read response body: %w", err)
+		}
+		c.Seal(messages.TypeData, messages.FlagEnd, st.id, int(n))
+		return n, st.s.conn.SendBatch(st.ctx, b, c)
+	}
+	if err := st.send(b); err != nil {
+		return 0, err
+	}
+	return relayBody(st, resp.Body, resp.ContentLength)
+}
+
+// relayBody sends a body as Data frames. A body of known length fills
+// whole chunks; one of unknown length (a stream, server-sent events) is
+// sent as it arrives.
+func relayBody(st *stream, r io.Reader, length int64) (int64, error) {
+	var total int64
+	for {
+		c := link.Chunk()
+		var n int
+		var err error
+		if length >= 0 {
+			n, err = io.ReadFull(r, c.Payload()[:min(length-total, messages.MaxChunk)])
+			if err == nil && total+int64(n) == length {
+				err = io.EOF
+			}
+		} else {
+			n, err = r.Read(c.Payload())
+		}
+		total += int64(n)
+		var flags messages.Flags
+		switch {
+		case err == io.EOF && (length < 0 || total == length):
+			flags = messages.FlagEnd
+		case err == io.EOF || err == io.ErrUnexpectedEOF:
+			c.Free()
+			return total, fmt.Errorf("response body ended after %d of %d bytes", total, length)
+		case err != nil:
+			c.Free()
+			return total, fmt.Errorf("read response body: %w", err)
+		case n == 0:
+			c.Free()
+			continue
+		}
+		c.Seal(messages.TypeData, flags, st.id, n)
+		if err := st.send(c); err != nil {
+			return total, err
+		}
+		if flags != 0 {
+			return total, nil
+		}
+	}
+}

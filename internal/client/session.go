@@ -1,0 +1,258 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"keyhole/internal/identity"
+	"keyhole/internal/link"
+	"keyhole/messages"
+)
+
+// ErrRefused means the proxy refused the registration; the message says why.
+var ErrRefused = errors.New("registration refused")
+
+var dialer = websocket.Dialer{
+	Proxy:            http.ProxyFromEnvironment,
+	HandshakeTimeout: 10 * time.Second,
+	ReadBufferSize:   64 << 10,
+	WriteBufferSize:  messages.MaxFrame + 16,
+}
+
+// session is one registered link and the streams it serves.
+type session struct {
+	c    *Client
+	conn *link.Conn
+	log  *slog.Logger
+	url  string
+
+	goAway   chan struct{} // closed when the proxy sends GoAway
+	done     chan struct{} // closed when run returns
+	err      error         // why the link ended; set before done is closed
+	awayOnce sync.Once
+	wg       sync.WaitGroup // one per stream
+
+	mu      sync.Mutex // protects streams
+	streams map[messages.ID]*stream
+}
+
+// dial opens a link and registers it.
+func (c *Client) dial(ctx context.Context) (*session, error) {
+	ws, resp, err := dialer.DialContext(ctx, c.connect, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("connect %s: %s", c.connect, resp.Status)
+		}
+		return nil, fmt.Errorf("connect %s: %w", c.connect, err)
+	}
+	url, err := c.register(ws)
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	s := &session{
+		c:       c,
+		log:     c.log,
+		url:     url,
+		goAway:  make(chan struct{}),
+		done:    make(chan struct{}),
+		streams: make(map[messages.ID]*stream),
+	}
+	s.conn = link.New(ws, link.Options{PingInterval: c.cfg.PingInterval, Timeout: c.cfg.Timeout, Logger: c.log, Client: true})
+	c.log.Info("tunnel up", "url", url)
+	if c.cfg.Ready != nil {
+		c.cfg.Ready(url)
+	}
+	return s, nil
+}
+
+// register answers the proxy's challenge and returns the public URL.
+func (c *Client) register(ws *websocket.Conn) (string, error) {
+	ws.SetReadLimit(messages.MaxFrame)
+	deadline := time.Now().Add(10 * time.Second)
+	ws.SetReadDeadline(deadline)
+	ws.SetWriteDeadline(deadline)
+	defer ws.SetReadDeadline(time.Time{})
+	defer ws.SetWriteDeadline(time.Time{})
+
+	f, err := readFrame(ws)
+	if err != nil {
+		return "", fmt.Errorf("read challenge: %w", err)
+	}
+	if f.Type != messages.TypeChallenge {
+		return "", fmt.Errorf("read challenge: %w: got %v", messages.ErrMalformed, f.Type)
+	}
+	ch, err := messages.ParseChallenge(f.Payload)
+	if err != nil {
+		return "", fmt.Errorf("read challenge: %w", err)
+	}
+	req := identity.Register(c.cfg.Key, ch, c.instance, time.Now())
+	b := link.Frame(messages.TypeRegistrationRequest, 0, messages.ID{}, req.Append(nil))
+	err = ws.WriteMessage(websocket.BinaryMessage, b.B)
+	b.Free()
+	if err != nil {
+		return "", fmt.Errorf("send registration: %w", err)
+	}
+	f, err = readFrame(ws)
+	if err != nil {
+		return "", fmt.Errorf("read registration response: %w", err)
+	}
+	switch f.Type {
+	case messages.TypeRegistrationResponse:
+		resp, err := messages.ParseRegistrationResponse(f.Payload)
+		if err != nil {
+			return "", fmt.Errorf("read registration response: %w", err)
+		}
+		return resp.URL, nil
+	case messages.TypeError:
+		st, _ := messages.ParseStatus(f.Payload)
+		return "", fmt.Errorf("%w: %s", ErrRefused, st.Text)
+	default:
+		return "", fmt.Errorf("read registration response: %w: got %v", messages.ErrMalformed, f.Type)
+	}
+}
+
+func readFrame(ws *websocket.Conn) (messages.Frame, error) {
+	kind, data, err := ws.ReadMessage()
+	if err != nil {
+		return messages.Frame{}, err
+	}
+	if kind != websocket.BinaryMessage {
+		return messages.Frame{}, fmt.Errorf("%w: text message", messages.ErrMalformed)
+	}
+	return messages.Parse(data)
+}
+
+// run serves the link until it ends, then ends every stream and waits for
+// them.
+func (s *session) run(ctx context.Context) {
+	defer close(s.done)
+	s.err = s.conn.Run(ctx, s.handle)
+	s.mu.Lock()
+	streams := s.streams
+	s.streams = nil
+	s.mu.Unlock()
+	for _, st := range streams {
+		st.cancel()
+	}
+	s.wg.Wait()
+}
+
+// drain waits for the session's streams to finish, then closes its link.
+func (s *session) drain() {
+	const grace = 30 * time.Second
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		s.mu.Lock()
+		n := len(s.streams)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		select {
+		case <-s.done:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	s.conn.Close(nil)
+	<-s.done
+}
+
+// handle dispatches one frame from the proxy.
+func (s *session) handle(f messages.Frame, b *link.Buffer) error {
+	switch f.Type {
+	case messages.TypeHTTPRequest:
+		head, err := messages.ParseRequestHead(f.Payload)
+		b.Free()
+		if err != nil {
+			s.reject(f.ID, err)
+			return nil
+		}
+		if st := s.open(f.ID, false); st != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.close(st)
+				s.serveHTTP(st, &head, f.End())
+			}()
+		}
+	case messages.TypeWSRequest:
+		head, err := messages.ParseRequestHead(f.Payload)
+		b.Free()
+		if err != nil {
+			s.reject(f.ID, err)
+			return nil
+		}
+		if st := s.open(f.ID, true); st != nil {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer s.close(st)
+				s.serveWebSocket(st, &head)
+			}()
+		}
+	case messages.TypeData, messages.TypeWSMessage, messages.TypeWSTeardown, messages.TypeError, messages.TypeCredit:
+		if f.ID.IsZero() {
+			b.Free()
+			if f.Type == messages.TypeError {
+				st, _ := messages.ParseStatus(f.Payload)
+				return fmt.Errorf("proxy closed the link: %s", st.Text)
+			}
+			return nil
+		}
+		s.mu.Lock()
+		st := s.streams[f.ID]
+		s.mu.Unlock()
+		if st == nil {
+			b.Free() // the stream has ended; late frames are normal
+			return nil
+		}
+		st.deliver(f, b)
+	case messages.TypeGoAway:
+		b.Free()
+		s.awayOnce.Do(func() { close(s.goAway) })
+	default:
+		b.Free()
+	}
+	return nil
+}
+
+// open registers a new stream; nil if the id is taken or the session ended.
+func (s *session) open(id messages.ID, ws bool) *stream {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.streams == nil || s.streams[id] != nil {
+		return nil
+	}
+	st := newStream(id, s, ws)
+	s.streams[id] = st
+	return st
+}
+
+func (s *session) close(st *stream) {
+	s.mu.Lock()
+	if s.streams != nil {
+		delete(s.streams, st.id)
+	}
+	s.mu.Unlock()
+	st.cancel()
+	st.Release()
+}
+
+// reject answers a stream that cannot be served with an Error frame.
+func (s *session) reject(id messages.ID, err error) {
+	s.sendError(id, http.StatusBadGateway, err.Error())
+}
+
+func (s *session) sendError(id messages.ID, code int, msg string) {
+	st := messages.Status{Code: uint16(code), Text: msg}
+	s.conn.Send(context.Background(), link.Frame(messages.TypeError, 0, id, st.Append(nil)))
+}

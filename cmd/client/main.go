@@ -1,0 +1,124 @@
+// Command client is keyhole's client: it publishes a private HTTP or
+// WebSocket service through a keyhole proxy under a hostname derived from
+// its key. The first line on stdout is the public URL.
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/textproto"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"keyhole/internal/cli"
+	"keyhole/internal/client"
+	"keyhole/internal/identity"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "keyhole client:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+type options struct {
+	proxy      string
+	target     string
+	key        string
+	hostHeader string
+	headers    cli.Strings
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("client", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.proxy, "proxy", "ws://127.0.0.1:8080", "proxy `URL` (wss:// for a proxy behind TLS)")
+	fs.StringVar(&o.target, "target", "", "private service to publish, e.g. http://127.0.0.1:3000 (required)")
+	fs.StringVar(&o.key, "key", "", "key `file`; created with mode 0600 if missing (default: keyhole/client.key in the user config directory)")
+	fs.StringVar(&o.hostHeader, "host-header", "", "Host sent to the service: empty passes the visitor's, 'rewrite' sends the target's, anything else is sent as is")
+	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
+	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
+	}
+	if o.target == "" {
+		fs.Usage()
+		return nil, errors.New("--target is required, e.g. --target http://127.0.0.1:3000")
+	}
+	return &o, nil
+}
+
+func parseHeaders(lines []string) (http.Header, error) {
+	h := make(http.Header)
+	for _, l := range lines {
+		name, value, ok := strings.Cut(l, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+			return nil, fmt.Errorf("--header %q: want 'Name: value'", l)
+		}
+		h.Add(textproto.CanonicalMIMEHeaderKey(name), strings.TrimSpace(value))
+	}
+	return h, nil
+}
+
+// Main runs the client until ctx is done. The public URL is printed on
+// stdout, alone on the first line, as soon as the tunnel is up.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	logw := cli.NewLogWriter(stderr, 100*time.Millisecond)
+	defer logw.Close()
+	log := slog.New(slog.NewTextHandler(logw, nil))
+	header, err := parseHeaders(o.headers)
+	if err != nil {
+		return err
+	}
+	path := o.key
+	if path == "" {
+		if path, err = identity.DefaultKeyPath(); err != nil {
+			return fmt.Errorf("no --key given and %w", err)
+		}
+	}
+	key, created, err := identity.LoadOrCreate(path)
+	if err != nil {
+		return err
+	}
+	if created {
+		log.Info("created a new key", "path", path)
+	}
+	var once sync.Once
+	c, err := client.New(client.Config{
+		Proxy:      o.proxy,
+		Target:     o.target,
+		Key:        key,
+		HostHeader: o.hostHeader,
+		Header:     header,
+		Logger:     log,
+		Ready: func(url string) {
+			once.Do(func() { fmt.Fprintln(stdout, url) })
+		},
+	})
+	if err != nil {
+		return err
+	}
+	log.Info("connecting", "proxy", o.proxy, "target", o.target, "label", identity.Label(key.Public().(ed25519.PublicKey)))
+	return c.Run(ctx)
+}

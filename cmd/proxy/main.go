@@ -1,0 +1,193 @@
+// Command proxy is keyhole's proxy: it accepts client links and routes
+// visitors' requests for <label>.<domain> to them.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"keyhole/internal/cli"
+	"keyhole/internal/proxy"
+	"keyhole/limiter"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "keyhole proxy:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+// options are the proxy's flags.
+type options struct {
+	listen         string
+	domain         string
+	redis          string
+	clusterSecret  string
+	node           string
+	requestTimeout time.Duration
+	maxBody        int64
+	clientRate     float64
+	tunnelRate     float64
+	trustedProxies string
+	publicScheme   string
+	publicPort     string
+	drainTimeout   time.Duration
+}
+
+func parse(args []string, stderr io.Writer) (*options, error) {
+	var o options
+	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve visitors and clients on")
+	fs.StringVar(&o.domain, "domain", "localhost", "tunnels are served as <label>.`domain`; the domain itself serves client links")
+	fs.StringVar(&o.redis, "redis", "", "redis:// or rediss:// `URL` shared by all proxy nodes; empty runs a single node with no Redis")
+	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "`secret` every node on the same Redis shares, authenticating their messages (required with --redis)")
+	fs.StringVar(&o.node, "node", "", "this node's `name` in the cluster (default: host name and a random suffix)")
+	fs.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "answer 504 when a tunnel has not answered within this `duration`")
+	fs.Int64Var(&o.maxBody, "max-body", limiter.DefaultMaxBody, "largest request or response body in `bytes` (413 / 502 beyond)")
+	fs.Float64Var(&o.clientRate, "client-rate", 100000, "`messages` per second one client link may send (0 = unlimited)")
+	fs.Float64Var(&o.tunnelRate, "tunnel-rate", 25000, "visitor `requests` per second per hostname before 429 (0 = unlimited)")
+	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
+	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
+	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
+	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
+	cli.SetUsage(fs, "usage: proxy [flags]")
+	if err := cli.Parse(fs, args); err != nil {
+		return nil, err
+	}
+	if err := limiter.CheckRate(o.clientRate); err != nil {
+		return nil, fmt.Errorf("--client-rate: %w", err)
+	}
+	if err := limiter.CheckRate(o.tunnelRate); err != nil {
+		return nil, fmt.Errorf("--tunnel-rate: %w", err)
+	}
+	if o.maxBody <= 0 {
+		return nil, fmt.Errorf("--max-body must be positive")
+	}
+	if o.publicScheme != "http" && o.publicScheme != "https" {
+		return nil, fmt.Errorf("--public-scheme must be http or https")
+	}
+	return &o, nil
+}
+
+func parseCIDRs(s string) ([]netip.Prefix, error) {
+	var ps []netip.Prefix
+	for f := range strings.SplitSeq(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %w", err)
+			}
+			ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("--trusted-proxies: %w", err)
+		}
+		ps = append(ps, p.Masked())
+	}
+	return ps, nil
+}
+
+// Main runs the proxy until ctx is done, then drains and shuts down. The
+// first line on stdout is the proxy's URL.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	o, err := parse(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	trusted, err := parseCIDRs(o.trustedProxies)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", o.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	port := o.publicPort
+	if port == "" {
+		_, port, _ = net.SplitHostPort(ln.Addr().String())
+	}
+	cfg := proxy.Config{
+		Domain:         o.domain,
+		PublicScheme:   o.publicScheme,
+		PublicPort:     port,
+		RequestTimeout: o.requestTimeout,
+		MaxBody:        o.maxBody,
+		ClientRate:     o.clientRate,
+		TunnelRate:     o.tunnelRate,
+		TrustedProxies: trusted,
+		Node:           o.node,
+		Logger:         log,
+	}
+	closeCluster, err := cluster(ctx, o, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeCluster()
+	srv, err := proxy.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	hs := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		WriteTimeout:      o.requestTimeout + 30*time.Second,
+		MaxHeaderBytes:    proxy.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	apex := srv.ApexURL()
+	fmt.Fprintln(stdout, apex)
+	log.Info("proxy listening", "addr", ln.Addr().String(), "domain", o.domain, "node", srv.Node(), "url", apex)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Keep serving while clients move to other nodes (health checks see
+	// 503 meanwhile), then stop taking visitors and let in-flight requests
+	// finish. A single node has nowhere to send its clients: it only lets
+	// its in-flight requests finish.
+	log.Info("draining", "timeout", o.drainTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	if o.redis != "" {
+		srv.Drain(sctx)
+	} else {
+		srv.Drain(ctx) // done already: GoAway only
+	}
+	if err := hs.Shutdown(sctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
+	srv.Close()
+	log.Info("stopped")
+	return nil
+}

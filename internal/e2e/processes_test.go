@@ -1,0 +1,322 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"keyhole/internal/redistest"
+	"keyhole/registry/redisreg"
+)
+
+// The real binaries, as an operator runs them: two proxy processes on one
+// redis-server, a load balancer in front of them, a client process behind
+// it. Node a's process dies with SIGKILL, with no chance to clean up.
+
+// buildBinaries builds cmd/proxy and cmd/client with the race detector
+// and returns their paths.
+func buildBinaries(t *testing.T) (proxyBin, clientBin string) {
+	t.Helper()
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "go", "build", "-race", "-o", dir+string(filepath.Separator), "./cmd/proxy", "./cmd/client")
+	cmd.Dir = filepath.Join("..", "..")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "proxy"), filepath.Join(dir, "client")
+}
+
+// process is a binary the test runs, killed when the test ends.
+type process struct {
+	name   string
+	cmd    *exec.Cmd
+	stdout *firstLine
+	stderr *syncBuffer
+	exited chan struct{} // closed once the process has been waited for
+}
+
+// startProcess runs bin and waits up to 10 s for the first line on its
+// stdout, which both commands print once they are ready.
+func startProcess(t *testing.T, name, bin string, args ...string) (*process, string) {
+	t.Helper()
+	p := &process{
+		name:   name,
+		cmd:    exec.Command(bin, args...),
+		stdout: &firstLine{line: make(chan string, 1)},
+		stderr: &syncBuffer{},
+		exited: make(chan struct{}),
+	}
+	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	go func() { // owned: cleanup waits for exited
+		_ = p.cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("%s stderr:\n%s", name, p.stderr.String())
+		}
+		if strings.Contains(p.stderr.String(), "WARNING: DATA RACE") {
+			t.Errorf("%s: data race:\n%s", name, p.stderr.String())
+		}
+	})
+	select {
+	case line := <-p.stdout.line:
+		return p, strings.TrimSpace(line)
+	case <-p.exited:
+		t.Fatalf("%s exited before printing its URL:\n%s", name, p.stderr.String())
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s printed no URL within 10s:\n%s", name, p.stderr.String())
+	}
+	return nil, ""
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+// firstLine collects a process's stdout and hands its first line over.
+type firstLine struct {
+	mu   sync.Mutex // protects buf and sent
+	buf  bytes.Buffer
+	sent bool
+	line chan string
+}
+
+func (f *firstLine) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.buf.Write(p)
+	if i := bytes.IndexByte(f.buf.Bytes(), '\n'); i >= 0 && !f.sent {
+		f.sent = true
+		f.line <- string(f.buf.Bytes()[:i])
+	}
+	return len(p), nil
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's writer and the test.
+type syncBuffer struct {
+	mu  sync.Mutex // protects buf
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startProxyProcess runs a proxy node on Redis and returns it with the
+// loopback address it listens on.
+func startProxyProcess(t *testing.T, bin, node, redisURL, secret string) (*process, string) {
+	t.Helper()
+	p, line := startProcess(t, "proxy "+node, bin,
+		"--listen", "127.0.0.1:0", "--redis", redisURL, "--cluster-secret", secret,
+		"--node", node, "--domain", "localhost")
+	u, err := url.Parse(line)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("proxy %s: first line %q is not its URL: %v", node, line, err)
+	}
+	return p, net.JoinHostPort("127.0.0.1", u.Port())
+}
+
+// failoverLB is a TCP load balancer: each connection goes to primary, or
+// to backup when primary refuses it.
+type failoverLB struct {
+	ln              net.Listener
+	primary, backup string
+
+	mu    sync.Mutex // protects conns and picks
+	conns map[net.Conn]struct{}
+	picks map[string]int // connections sent to each address
+	wg    sync.WaitGroup // the accept loop and every pipe
+}
+
+func startFailoverLB(t *testing.T, primary, backup string) *failoverLB {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lb := &failoverLB{ln: ln, primary: primary, backup: backup, conns: map[net.Conn]struct{}{}, picks: map[string]int{}}
+	lb.wg.Go(lb.accept)
+	t.Cleanup(func() {
+		ln.Close()
+		lb.mu.Lock()
+		for c := range lb.conns {
+			c.Close()
+		}
+		lb.mu.Unlock()
+		lb.wg.Wait()
+	})
+	return lb
+}
+
+func (lb *failoverLB) addr() string { return lb.ln.Addr().String() }
+
+func (lb *failoverLB) accept() {
+	for {
+		in, err := lb.ln.Accept()
+		if err != nil {
+			return
+		}
+		to := lb.primary
+		out, err := net.DialTimeout("tcp", to, time.Second)
+		if err != nil {
+			to = lb.backup
+			out, err = net.DialTimeout("tcp", to, time.Second)
+		}
+		if err != nil {
+			in.Close()
+			continue
+		}
+		lb.mu.Lock()
+		lb.conns[in], lb.conns[out] = struct{}{}, struct{}{}
+		lb.picks[to]++
+		lb.mu.Unlock()
+		lb.wg.Go(func() { lb.pipe(out, in) })
+		lb.wg.Go(func() { lb.pipe(in, out) })
+	}
+}
+
+// pipe copies src to dst; when either side ends, both close, so the other
+// direction ends too.
+func (lb *failoverLB) pipe(dst, src net.Conn) {
+	_, _ = io.Copy(dst, src)
+	dst.Close()
+	src.Close()
+	lb.mu.Lock()
+	delete(lb.conns, dst)
+	delete(lb.conns, src)
+	lb.mu.Unlock()
+}
+
+func (lb *failoverLB) picked(addr string) int {
+	lb.mu.Lock()
+	defer lb.mu.Unlock()
+	return lb.picks[addr]
+}
+
+// TestProcessesNodeKilled runs two proxy processes on one redis-server and
+// a client process that reaches them through a load balancer, lands on
+// node a, and serves visitors of node b across Redis. Node a dies with
+// SIGKILL: node b fails its requests fast, the client comes back through
+// the load balancer on node b, and node a's route expires from Redis
+// within the registry's TTL, nobody having withdrawn it.
+func TestProcessesNodeKilled(t *testing.T) {
+	began := time.Now()
+	proxyBin, clientBin := buildBinaries(t)
+	t.Logf("built the binaries in %v", time.Since(began))
+	srv := redistest.Start(t)
+	secret := "process test secret " + rand.Text()
+	a, addrA := startProxyProcess(t, proxyBin, "a", srv.URL(), secret)
+	_, addrB := startProxyProcess(t, proxyBin, "b", srv.URL(), secret)
+	lb := startFailoverLB(t, addrA, addrB)
+	be := backend(t, echo)
+	_, publicURL := startProcess(t, "client", clientBin,
+		"--proxy", "ws://"+lb.addr(), "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
+	u, err := url.Parse(publicURL)
+	if err != nil || !strings.HasSuffix(u.Hostname(), ".localhost") {
+		t.Fatalf("client: first line %q is not a public URL: %v", publicURL, err)
+	}
+	label := strings.TrimSuffix(u.Hostname(), ".localhost")
+	if lb.picked(addrA) != 1 || lb.picked(addrB) != 0 {
+		t.Fatalf("load balancer: got %d connections to a and %d to b, want the client on a", lb.picked(addrA), lb.picked(addrB))
+	}
+	viaA, viaB := dialVisitor(addrA, 10*time.Second), dialVisitor(addrB, 10*time.Second)
+	checkEcho(t, "through node a, which holds the client", viaA, publicURL)
+	checkEcho(t, "through node b, across Redis", viaB, publicURL)
+
+	reg, err := redisreg.New(srv.NewClient(t), redisreg.Options{Prefix: redisreg.DefaultPrefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	if nodes, err := reg.Lookup(context.Background(), label); err != nil || !slices.Equal(nodes, []string{"a"}) {
+		t.Fatalf("route before the kill: got %v, %v; want [a]", nodes, err)
+	}
+
+	rc := srv.NewClient(t)
+	a.kill()
+	killed := time.Now()
+	score, err := rc.ZScore(context.Background(), redisreg.DefaultPrefix+":route:"+label, "a").Result()
+	if err != nil {
+		t.Fatalf("node a's route entry right after the kill: %v", err)
+	}
+	expiresIn := time.UnixMilli(int64(score)).Sub(killed)
+	first := ask(viaB, "GET", publicURL+"/first", nil)
+	if first.err != nil || !slices.Contains([]int{404, 502, 503}, first.code) || first.took >= crossNodeFailFast {
+		t.Errorf("first request through b after the kill: got %d (err %v) after %v, want 404, 502 or 503 in under %v",
+			first.code, first.err, first.took, crossNodeFailFast)
+	}
+	t.Logf("first request through b after the kill: %d after %v", first.code, first.took)
+
+	deadline := killed.Add(15 * time.Second)
+	var failures []int
+	for {
+		got := ask(viaB, "GET", publicURL+"/back", nil)
+		if got.err == nil && got.code == http.StatusOK {
+			break
+		}
+		failures = append(failures, got.code)
+		if got.err != nil || !slices.Contains([]int{404, 502, 503}, got.code) || got.took >= crossNodeFailFast {
+			t.Errorf("request through b while the client moves: got %d (err %v) after %v, want 404, 502 or 503 in under %v",
+				got.code, got.err, got.took, crossNodeFailFast)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("client not serving through b within 15s of the kill; answers meanwhile %v", failures)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("client serving through node b %v after node a's SIGKILL (answers meanwhile: %v)", time.Since(killed), failures)
+	checkEcho(t, "through node b after the failover", viaB, publicURL)
+	if n := lb.picked(addrB); n < 1 {
+		t.Errorf("load balancer: got %d connections to b, want the client's new link", n)
+	}
+
+	var nodes []string
+	for {
+		nodes, err = reg.Lookup(context.Background(), label)
+		if err == nil && !slices.Contains(nodes, "a") {
+			break
+		}
+		if time.Since(killed) > 2*redisreg.DefaultTTL {
+			t.Fatalf("node a's route still live %v after its SIGKILL: got %v, %v", time.Since(killed), nodes, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	gone := time.Since(killed)
+	t.Logf("node a's route gone from Redis %v after its SIGKILL (its last renewal expired %v after the kill; TTL %v); route now %v",
+		gone, expiresIn, redisreg.DefaultTTL, nodes)
+	if expiresIn > redisreg.DefaultTTL || gone > redisreg.DefaultTTL+500*time.Millisecond {
+		t.Errorf("node a's route lasted %v after its SIGKILL (expiry %v after it), want within the TTL of %v", gone, expiresIn, redisreg.DefaultTTL)
+	}
+	if !slices.Equal(nodes, []string{"b"}) {
+		t.Errorf("route after the failover: got %v, want [b]", nodes)
+	}
+	checkEcho(t, "through node b at the end", viaB, publicURL)
+}

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"keyhole/internal/identity"
+	"keyhole/internal/proxy"
+	"keyhole/messages"
+)
+
+// rawLink opens a WebSocket to the proxy's link endpoint and reads the
+// challenge, as a hand-written client would.
+func rawLink(t *testing.T, p *testProxy) (*websocket.Conn, messages.Challenge) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(p.wsURL()+proxy.ConnectPath, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.Close() })
+	f := readRaw(t, ws)
+	if f.Type != messages.TypeChallenge {
+		t.Fatalf("got %v first, want Challenge", f.Type)
+	}
+	ch, err := messages.ParseChallenge(f.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws, ch
+}
+
+func readRaw(t *testing.T, ws *websocket.Conn) messages.Frame {
+	t.Helper()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := ws.ReadMessage()
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	f, err := messages.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func sendRaw(t *testing.T, ws *websocket.Conn, typ messages.Type, payload []byte) {
+	t.Helper()
+	b := messages.Frame{Type: typ, Payload: payload}.Append(nil)
+	if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRegistrationRefusals(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	key := newKey(t)
+	pub := key.Public().(ed25519.PublicKey)
+	label := identity.Label(pub)
+	var instance [16]byte
+
+	// A registration captured from a link that succeeded, for the replay case.
+	ws0, ch0 := rawLink(t, p)
+	captured := identity.Register(key, ch0, instance, time.Now())
+	sendRaw(t, ws0, messages.TypeRegistrationRequest, captured.Append(nil))
+	if f := readRaw(t, ws0); f.Type != messages.TypeRegistrationResponse {
+		t.Fatalf("valid registration: got %v, want RegistrationResponse", f.Type)
+	}
+	ws0.Close()
+
+	smallOrder := [32]byte{1} // the identity point
+	tests := []struct {
+		name    string
+		make    func(ch messages.Challenge) []byte
+		wantErr string
+	}{
+		{"forged signature", func(ch messages.Challenge) []byte {
+			q := identity.Register(key, ch, instance, time.Now())
+			q.Signature[7] ^= 1
+			return q.Append(nil)
+		}, "signature"},
+		{"signature for another domain", func(ch messages.Challenge) []byte {
+			ch.Domain = "tunnel.example.com"
+			q := identity.Register(key, ch, instance, time.Now())
+			return q.Append(nil)
+		}, "signature"},
+		{"replayed registration", func(messages.Challenge) []byte {
+			return captured.Append(nil)
+		}, "signature"},
+		{"stale timestamp", func(ch messages.Challenge) []byte {
+			q := identity.Register(key, ch, instance, time.Now().Add(-2*time.Minute))
+			return q.Append(nil)
+		}, "time"},
+		{"future timestamp", func(ch messages.Challenge) []byte {
+			q := identity.Register(key, ch, instance, time.Now().Add(2*time.Minute))
+			return q.Append(nil)
+		}, "time"},
+		{"small-order key", func(ch messages.Challenge) []byte {
+			q := messages.RegistrationRequest{PublicKey: smallOrder, Timestamp: time.Now().UnixMilli()}
+			q.Signature[0] = 1 // with a zero S, verifies for any message under the identity
+			return q.Append(nil)
+		}, "key"},
+		{"malformed key", func(ch messages.Challenge) []byte {
+			q := identity.Register(key, ch, instance, time.Now())
+			for i := range q.PublicKey {
+				q.PublicKey[i] = 0xff
+			}
+			return q.Append(nil)
+		}, "key"},
+		{"truncated registration", func(ch messages.Challenge) []byte {
+			q := identity.Register(key, ch, instance, time.Now())
+			return q.Append(nil)[:50]
+		}, "malformed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := p.Stats().LinksRefused.Load()
+			ws, ch := rawLink(t, p)
+			sendRaw(t, ws, messages.TypeRegistrationRequest, tt.make(ch))
+			f := readRaw(t, ws)
+			if f.Type != messages.TypeError {
+				t.Fatalf("got %v, want Error", f.Type)
+			}
+			st, _ := messages.ParseStatus(f.Payload)
+			if !strings.Contains(strings.ToLower(st.Text), tt.wantErr) {
+				t.Errorf("got error %q, want it to mention %q", st.Text, tt.wantErr)
+			}
+			if _, _, err := ws.ReadMessage(); err == nil {
+				t.Errorf("link still open after a refused registration")
+			}
+			if got := p.Stats().LinksRefused.Load(); got != before+1 {
+				t.Errorf("LinksRefused: got %d, want %d", got, before+1)
+			}
+		})
+	}
+	// No hostname came out of any of them.
+	resp, err := visitor(p).Get("http://" + label + ".localhost:1/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("tunnel after refused registrations: got %d, want 404", resp.StatusCode)
+	}
+}
+
+func TestRegistrationNeedsAnswerInTime(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	ws, _ := rawLink(t, p)
+	sendRaw(t, ws, messages.TypeHTTPResponse, nil) // anything but a registration
+	f := readRaw(t, ws)
+	if f.Type != messages.TypeError {
+		t.Fatalf("got %v, want Error", f.Type)
+	}
+}
+
+func TestSameKeySameURL(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	be := backend(t, echo)
+	key := newKey(t)
+	first := startClient(t, p, be.URL, key)
+	first.stop()
+	second := startClient(t, p, be.URL, key)
+	if first.url != second.url {
+		t.Errorf("got %s after restart, want %s", second.url, first.url)
+	}
+	want := "http://" + identity.Label(key.Public().(ed25519.PublicKey)) + ".localhost:"
+	if !strings.HasPrefix(second.url, want) {
+		t.Errorf("got %s, want a URL starting %s", second.url, want)
+	}
+}

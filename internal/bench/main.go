@@ -1,0 +1,189 @@
+// Command bench is keyhole's end-to-end benchmark. It builds the real proxy
+// and client, puts them in front of a backend on loopback, and measures
+// operations per second and latency through the tunnel against talking to
+// the backend directly, in the same run: HTTP GETs, and WebSocket echo
+// round trips. Then, on two proxy nodes sharing a redis-server, GETs
+// entering on the node that does not hold the client against entering on
+// the node that does. Then how many backend connections the client opens,
+// and the proxy's memory per idle tunnel. It prints a table per system and
+// the floors as PASS/FAIL lines. It is a measurement, not a test: it exits
+// 0 when a floor fails, and non-zero only when it could not measure.
+//
+//	go run ./internal/bench [-duration 4s] [-warmup 1s] [-run regexp] [-tunnels 1000] [-redis-server redis-server]
+//
+// -run matches suite/scenario, e.g. one-node/GET 1KiB x64, one-node/WS
+// echo 1KiB x32, two-node/GET 1KiB x64; a suite none of whose scenarios
+// match is not started, so -run one-node needs no redis-server.
+//
+// Besides throughput and latency, each row gives the CPU time per
+// operation of the proxies, the client, Redis and the benchmark itself
+// (load generator and backend), and how busy the rest of the machine was:
+// on a shared machine the CPU columns are the steadier figures.
+//
+// To profile, build binaries with a pprof endpoint through a build overlay
+// (cmd/* stay untouched) and pass them with -proxy-bin and -client-bin;
+// the benchmark passes its environment, minus KEYHOLE_* variables, on to
+// them. For example, an overlay adding to cmd/proxy a file whose init
+// serves net/http/pprof on an address named by an environment variable:
+//
+//	go build -overlay overlay.json -o /tmp/prof/ ./cmd/proxy ./cmd/client
+//	go run ./internal/bench -run 'x1$' -duration 20s -tunnels 0 -proxy-bin /tmp/prof/proxy -client-bin /tmp/prof/client
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+)
+
+// options are the benchmark's flags.
+type options struct {
+	timing    timing
+	tunnels   int           // idle tunnels for the memory figure; 0 skips it
+	settle    time.Duration // wait before reading the proxy's memory
+	only      *regexp.Regexp
+	proxyBin  string // prebuilt proxy, e.g. a copy with a pprof endpoint
+	clientBin string
+	keep      bool
+
+	redisServer string // the redis-server binary for the two-node suite
+}
+
+func parseFlags(args []string) (*options, error) {
+	var o options
+	var only string
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.DurationVar(&o.timing.measure, "duration", 4*time.Second, "measured `time` of each run")
+	fs.DurationVar(&o.timing.warmup, "warmup", time.Second, "unmeasured `time` before each run")
+	fs.IntVar(&o.tunnels, "tunnels", 1000, "idle tunnels `n` for the proxy memory figure (0 skips it)")
+	fs.DurationVar(&o.settle, "settle", 2*time.Second, "wait this `long` before reading the proxy's memory")
+	fs.StringVar(&only, "run", "", "run only the scenarios whose suite/name matches this `regexp`")
+	fs.StringVar(&o.proxyBin, "proxy-bin", "", "use this proxy `binary` instead of building ./cmd/proxy")
+	fs.StringVar(&o.clientBin, "client-bin", "", "use this client `binary` instead of building ./cmd/client")
+	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server `binary` for the two-node suite")
+	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, logs)")
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if o.timing.measure <= 0 || o.timing.warmup < 0 || o.tunnels < 0 {
+		return nil, errors.New("-duration must be positive, -warmup and -tunnels not negative")
+	}
+	re, err := regexp.Compile(only)
+	if err != nil {
+		return nil, fmt.Errorf("-run: %w", err)
+	}
+	o.only = re
+	return &o, nil
+}
+
+func main() {
+	o, err := parseFlags(os.Args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err = run(ctx, o, os.Stdout, os.Stderr)
+	interrupted := ctx.Err() != nil // before stop, which cancels ctx
+	stop()
+	if err != nil {
+		if interrupted {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// run builds, starts and measures everything, prints the report to stdout
+// and progress to stderr, and stops every process it started.
+func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
+	dir, err := os.MkdirTemp("", "keyhole-bench-")
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(stderr, "bench: keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	var ps procs
+	defer ps.stopAll(stderr)
+
+	bins, err := build(ctx, dir, o, stderr)
+	if err != nil {
+		return err
+	}
+	be, err := startBackend()
+	if err != nil {
+		return err
+	}
+	defer be.close()
+	rep := report{timing: o.timing, limits: proxyDefaults(ctx, bins.proxy)}
+	s := setup{ps: &ps, o: o, bins: bins, be: be, dir: dir}
+	for i := range suites {
+		su := &suites[i]
+		scs := su.selected(o.only)
+		if len(scs) == 0 {
+			continue
+		}
+		sr, err := runSuite(ctx, s, su, scs, stderr)
+		if sr != nil {
+			rep.suites = append(rep.suites, sr)
+		}
+		if err != nil {
+			// Give what was measured, then fail.
+			err = fmt.Errorf("%s: %w", su.name, err)
+			rep.errs = append(rep.errs, err.Error())
+			rep.write(stdout)
+			return err
+		}
+	}
+
+	if o.tunnels > 0 {
+		fmt.Fprintf(stderr, "bench: connecting %d idle tunnels to a fresh proxy\n", o.tunnels)
+		rep.rss, err = measureRSS(ctx, &ps, bins, be, dir, o.tunnels, o.settle)
+		if err != nil {
+			return fmt.Errorf("proxy memory: %w", err)
+		}
+	}
+	rep.write(stdout)
+	return nil
+}
+
+// runSuite starts a suite's system, runs the scenarios on it and stops
+// it. It returns what it measured, if it started.
+func runSuite(ctx context.Context, s setup, su *suite, scs []scenario, stderr io.Writer) (*suiteReport, error) {
+	fmt.Fprintf(stderr, "bench: starting the %s system\n", su.name)
+	e, err := su.start(ctx, s)
+	if err != nil {
+		return nil, err
+	}
+	defer e.stop(s.ps, stderr)
+	sr := &suiteReport{suite: su, routes: e.routes}
+	for _, w := range e.watched {
+		sr.watched = append(sr.watched, w.name)
+	}
+	before := make([]counters, len(e.proxies))
+	for i, n := range e.proxies {
+		before[i], _ = scrapeMetrics(ctx, n.addr)
+	}
+	sr.load[0] = loadAvg()
+	sr.outcomes, err = runScenarios(ctx, s.o, e, scs, stderr)
+	sr.load[1] = loadAvg()
+	for i, n := range e.proxies {
+		after, _ := scrapeMetrics(ctx, n.addr)
+		sr.counters = append(sr.counters, nodeCounters{n.name, after.minus(before[i])})
+	}
+	return sr, err
+}

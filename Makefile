@@ -1,0 +1,42 @@
+# keyhole — build, test and benchmark.
+GO                  ?= go
+BIN                 := $(CURDIR)/.bin
+STATICCHECK_VERSION := v0.8.2
+FUZZTIME            ?= 20s
+
+.PHONY: test vet staticcheck deps race fuzz bench build
+
+# The test command: vet, staticcheck, every test under the race detector,
+# then a short fuzz run of the frame decoder.
+test: vet staticcheck deps race fuzz
+
+vet:
+	$(GO) vet ./...
+
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+staticcheck: $(BIN)/staticcheck
+	$(BIN)/staticcheck ./...
+
+# Real WebSocket clients for the end-to-end tests (Node's ws package).
+deps: internal/e2e/testdata/node/node_modules/ws/package.json
+
+internal/e2e/testdata/node/node_modules/ws/package.json: internal/e2e/testdata/node/package-lock.json
+	npm ci --prefix internal/e2e/testdata/node --no-audit --no-fund
+
+race:
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./messages
+
+# Micro-benchmarks of the codec and routing, then the end-to-end benchmark:
+# a backend, a proxy and a client on loopback, compared with talking to the
+# backend directly.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./messages ./internal/proxy
+	$(GO) run ./internal/bench
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/proxy ./cmd/client

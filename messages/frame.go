@@ -37,7 +37,7 @@ const (
 	TypeWSMessage            Type = 9  // either way, a piece of one WebSocket message
 	TypeWSTeardown           Type = 10 // either way, a WebSocket stream closes
 	TypePing                 Type = 11 // either way, keepalive (FlagPong on the reply)
-	TypeGoAway               Type = 12 // proxy → client, reconnect elsewhere
+	TypeGoAway               Type = 12 // proxy → client: reconnect elsewhere; client → proxy: leaving this link
 	TypeError                Type = 13 // either way, a stream (or, with id 0, the link) failed
 	TypeCredit               Type = 14 // either way, WebSocket flow-control credit; ignored on HTTP streams
 )

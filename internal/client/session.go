@@ -26,6 +26,9 @@ var dialer = websocket.Dialer{
 	WriteBufferSize:  messages.MaxFrame + 16,
 }
 
+// drainGrace bounds how long an old link stays open after a new one is up.
+const drainGrace = 30 * time.Second
+
 // session is one registered link and the streams it serves.
 type session struct {
 	c    *Client
@@ -145,25 +148,20 @@ func (s *session) run(ctx context.Context) {
 	s.wg.Wait()
 }
 
-// drain waits for the session's streams to finish, then closes its link.
+// drain leaves a link once a new one is up: it tells the proxy with a
+// GoAway, and the proxy opens no new stream on the link and closes it when
+// the streams open on it have ended. Only the proxy can tell when the last
+// of them has arrived, so the client waits for it, at most drainGrace,
+// then closes the link itself.
 func (s *session) drain() {
-	const grace = 30 * time.Second
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		s.mu.Lock()
-		n := len(s.streams)
-		s.mu.Unlock()
-		if n == 0 {
-			break
-		}
-		select {
-		case <-s.done:
-			return
-		case <-time.After(50 * time.Millisecond):
-		}
+	s.conn.Send(context.Background(), link.Frame(messages.TypeGoAway, 0, messages.ID{}, []byte("registered on a new link")))
+	select {
+	case <-s.done:
+	case <-time.After(drainGrace):
+		s.log.Warn("the old link is still open; closing it", "after", drainGrace)
+		s.conn.Close(nil)
+		<-s.done
 	}
-	s.conn.Close(nil)
-	<-s.done
 }
 
 // handle dispatches one frame from the proxy.

@@ -217,31 +217,35 @@ func TestDrainMovesClientsToAnotherNode(t *testing.T) {
 		t.Fatal("the balancer's first connection should land on node a")
 	}
 
-	// Visitors keep coming in on node b the whole time.
+	// Visitors keep coming in on both nodes the whole time: on b, which
+	// reaches the client through a until the client moves, and on a, the
+	// node being drained.
 	var failed, served atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		v := visitor(b)
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	for _, p := range []*testProxy{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			v := visitor(p)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				resp, err := v.Get(url + "/")
+				if err != nil || resp.StatusCode != 200 {
+					failed.Add(1)
+				} else {
+					served.Add(1)
+				}
+				if err == nil {
+					resp.Body.Close()
+				}
 			}
-			resp, err := v.Get(url + "/")
-			if err != nil || resp.StatusCode != 200 {
-				failed.Add(1)
-			} else {
-				served.Add(1)
-			}
-			if err == nil {
-				resp.Body.Close()
-			}
-		}
-	}()
+		}()
+	}
 	time.Sleep(100 * time.Millisecond)
 
 	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -267,6 +271,89 @@ func TestDrainMovesClientsToAnotherNode(t *testing.T) {
 	_, r, err := websocket.DefaultDialer.Dial(a.wsURL()+proxy.ConnectPath, nil)
 	if err == nil || r == nil || r.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("new link on a draining proxy: got %v, want 503", err)
+	}
+}
+
+// A request already on the old link when its client leaves it is answered
+// there, and only then does the node close the link.
+func TestDrainFinishesRequestsOnTheOldLink(t *testing.T) {
+	shared, routes := bus.NewMemory(), registry.NewMemory()
+	a := startProxy(t, proxy.Config{Node: "a", Bus: shared, Registry: routes})
+	b := startProxy(t, proxy.Config{Node: "b", Bus: shared, Registry: routes})
+	lb := startRelay(t, a.addr, b.addr)
+	started := make(chan struct{}, 1)
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			started <- struct{}{}
+			time.Sleep(400 * time.Millisecond)
+		}
+		io.WriteString(w, "done "+r.URL.Path)
+	})
+	ready := make(chan string, 8)
+	c, err := client.New(client.Config{
+		Proxy: "ws://" + lb.addr(), Target: be.URL, Key: newKey(t),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Ready: func(u string) { ready <- u },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	url := <-ready
+
+	type result struct {
+		code int
+		body string
+		err  error
+	}
+	slow := make(chan result, 1)
+	go func() {
+		resp, err := visitor(a).Get(url + "/slow")
+		if err != nil {
+			slow <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		slow <- result{resp.StatusCode, string(body), err}
+	}()
+	<-started
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer dcancel()
+		a.Drain(dctx)
+	}()
+	// The client moves to b at once; its old link on a stays up for the
+	// slow request, and new requests are served through b meanwhile.
+	<-ready
+	resp, err := visitor(a).Get(url + "/quick")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "done /quick" {
+		t.Errorf("a request during the drain: got %d %q", resp.StatusCode, body)
+	}
+	if n := a.Stats().LinksActive.Load(); n != 1 {
+		t.Errorf("node a has %d links while a request is open on the old one, want 1", n)
+	}
+	r := <-slow
+	if r.err != nil || r.code != 200 || r.body != "done /slow" {
+		t.Errorf("the request on the old link: got %d %q %v, want 200", r.code, r.body, r.err)
+	}
+	select {
+	case <-drained:
+	case <-time.After(3 * time.Second):
+		t.Fatal("node a did not close the old link after its last request")
+	}
+	if n := a.Stats().LinksActive.Load(); n != 0 {
+		t.Errorf("node a still has %d links after the drain", n)
 	}
 }
 

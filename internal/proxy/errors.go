@@ -22,6 +22,7 @@ var (
 	ErrDraining         = errors.New("proxy is shutting down")
 	ErrProtocol         = errors.New("protocol violation")
 	ErrReplaced         = errors.New("replaced by a newer link from the same client")
+	ErrLeaving          = errors.New("the client is leaving this link for a new one")
 )
 
 // upstreamError is an Error frame from the client: the private service
@@ -43,7 +44,7 @@ func status(err error) int {
 		return http.StatusBadGateway
 	case errors.Is(err, ErrNoTunnel), errors.Is(err, ErrNotOurs):
 		return http.StatusNotFound
-	case errors.Is(err, ErrRouting), errors.Is(err, bus.ErrNoSubscriber), errors.Is(err, ErrDraining):
+	case errors.Is(err, ErrRouting), errors.Is(err, bus.ErrNoSubscriber), errors.Is(err, ErrDraining), errors.Is(err, ErrLeaving):
 		// Before timeouts: a Redis call that timed out is a routing failure.
 		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):

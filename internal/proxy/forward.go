@@ -361,9 +361,10 @@ func (s *Server) route(ctx context.Context, label string, skip []*clientLink) (u
 			return l, l, nil
 		}
 	}
-	if len(skip) > 0 {
+	up, err := s.remoteRoute(ctx, label)
+	if err != nil && len(skip) > 0 {
+		// The links tried here went away and no other node has one.
 		return nil, nil, ErrTunnelGone
 	}
-	up, err := s.remoteRoute(ctx, label)
 	return up, nil, err
 }

@@ -162,14 +162,25 @@ func (s *Server) serveLink(l *clientLink) {
 	err := l.conn.Run(s.ctx, l.handle)
 
 	s.stats.LinksActive.Add(-1)
-	if last := s.removeLink(l); last {
-		// The server's context may be ending: withdraw on a fresh one.
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		if err := s.cfg.Registry.Withdraw(ctx, l.label, s.cfg.Node); err != nil {
-			l.log.Warn("withdraw route", "err", err)
-		}
-	}
+	s.unlink(l)
 	l.failAll(fmt.Errorf("%w: %v", ErrTunnelGone, err))
 	l.log.Info("link down", "err", err)
+}
+
+// unlink takes l out of its tunnel, so no new stream picks it, and
+// withdraws the route if l was the label's last link on this node. It may
+// be called more than once.
+func (s *Server) unlink(l *clientLink) {
+	if last := s.removeLink(l); last {
+		s.withdraw(l)
+	}
+}
+
+func (s *Server) withdraw(l *clientLink) {
+	// The server's context may be ending: withdraw on a fresh one.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.cfg.Registry.Withdraw(ctx, l.label, s.cfg.Node); err != nil {
+		l.log.Warn("withdraw route", "err", err)
+	}
 }

@@ -81,12 +81,12 @@ func (s *Server) removeLink(l *clientLink) (last bool) {
 	for i, x := range t.links {
 		if x == l {
 			t.links = append(t.links[:i], t.links[i+1:]...)
-			break
+			if len(t.links) == 0 {
+				delete(s.tunnels, l.label)
+				return true
+			}
+			return false
 		}
-	}
-	if len(t.links) == 0 {
-		delete(s.tunnels, l.label)
-		return true
 	}
 	return false
 }
@@ -117,9 +117,10 @@ type clientLink struct {
 	conn     *link.Conn
 	log      *slog.Logger
 
-	mu      sync.Mutex // protects streams and gone
+	mu      sync.Mutex // protects streams, gone and leaving
 	streams map[messages.ID]sink
 	gone    error
+	leaving bool // the client is leaving: no new streams; close when none is left
 }
 
 // sink receives the frames of one stream.
@@ -131,12 +132,15 @@ type sink interface {
 }
 
 // attach routes the frames of stream id to k. It fails if the link has
-// already ended.
+// already ended or its client is leaving it.
 func (l *clientLink) attach(id messages.ID, k sink) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.gone != nil {
 		return l.gone
+	}
+	if l.leaving {
+		return ErrLeaving
 	}
 	l.streams[id] = k
 	return nil
@@ -145,7 +149,39 @@ func (l *clientLink) attach(id messages.ID, k sink) error {
 func (l *clientLink) detach(id messages.ID) {
 	l.mu.Lock()
 	delete(l.streams, id)
+	closing := l.leaving && len(l.streams) == 0
 	l.mu.Unlock()
+	if closing {
+		l.conn.Close(ErrLeaving)
+	}
+}
+
+// leave answers a client's GoAway: its new link is up elsewhere. The link
+// takes no new streams from now on (requests go to the client's other
+// links, here or on another node) and closes once the streams open on it
+// have ended. The proxy closes it rather than the client because only the
+// proxy knows whether a stream it opened is still on its way.
+func (l *clientLink) leave() {
+	l.mu.Lock()
+	if l.leaving || l.gone != nil {
+		l.mu.Unlock()
+		return
+	}
+	l.leaving = true
+	empty := len(l.streams) == 0
+	l.mu.Unlock()
+	l.log.Info("client is leaving this link", "open_streams", !empty)
+	// Out of the tunnel now; the route, which is I/O, off the read loop.
+	if last := l.srv.removeLink(l); last {
+		l.srv.wg.Add(1)
+		go func() {
+			defer l.srv.wg.Done()
+			l.srv.withdraw(l)
+		}()
+	}
+	if empty {
+		l.conn.Close(ErrLeaving)
+	}
 }
 
 func (l *clientLink) send(ctx context.Context, b *link.Buffer) error {
@@ -198,6 +234,7 @@ func (l *clientLink) handle(f messages.Frame, b *link.Buffer) error {
 		k.deliver(f, b)
 	case messages.TypeGoAway:
 		b.Free()
+		l.leave()
 	default:
 		// Frames a client may not send, and types from a later
 		// version: counted and ignored, never fatal.

@@ -32,40 +32,63 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, label, h
 }
 
 // relayWebSocket returns an error only while nothing has been written.
-func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label string) (err error) {
+func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label string) error {
 	head := messages.RequestHead{URI: r.RequestURI, Host: r.Host, Header: s.outboundHeader(r)}
 	hop.RemoveHandshake(head.Header)
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, ErrTimeout)
 	defer cancel()
-	up, l, err := s.route(ctx, label, nil)
-	if err != nil {
-		return err
-	}
-	if l == nil {
-		defer func() {
-			if err != nil {
-				s.routes.forget(label)
+	// A handshake has no body, so it can be sent again when its link or
+	// route went away before the service answered.
+	var tried []*clientLink
+	for attempt := 0; ; attempt++ {
+		up, l, err := s.route(ctx, label, tried)
+		if err != nil {
+			return err
+		}
+		err = s.openWebSocket(ctx, w, r, up, &head)
+		if err == nil || attempt > 0 {
+			return err
+		}
+		switch {
+		case l == nil:
+			s.routes.forget(label)
+			if !movedAway(err) {
+				return err
 			}
-		}()
+		case errors.Is(err, errRetry):
+			tried = append(tried, l)
+		default:
+			return err
+		}
+		s.stats.Retried.Add(1)
 	}
+}
+
+// openWebSocket runs one attempt of a handshake on up and, if the service
+// agrees, the socket.
+func (s *Server) openWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, up upstream, head *messages.RequestHead) error {
 	st := newWSStream(func() { s.stats.StreamOverflow.Add(1) })
 	if err := up.attach(st.id, st); err != nil {
-		return err
+		return fmt.Errorf("%w: %w", errRetry, err)
 	}
 	defer st.Release()
 	defer up.detach(st.id)
 	b := link.NewBuffer()
 	b.B = messages.AppendHeader(b.B, messages.TypeWSRequest, messages.FlagEnd, st.id)
-	if b.B, err = messages.AppendRequestHead(b.B, &head); err != nil {
+	var err error
+	if b.B, err = messages.AppendRequestHead(b.B, head); err != nil {
 		b.Free()
 		return fmt.Errorf("%w: %w", ErrProtocol, err)
 	}
 	if err := up.send(ctx, b); err != nil {
-		return fmt.Errorf("%w: %w", ErrTunnelGone, err)
+		return fmt.Errorf("%w: %w: %w", errRetry, ErrTunnelGone, err)
 	}
 	m, err := st.Next(ctx)
 	if err != nil {
 		s.cancelStream(up, st.id, err)
+		if errors.Is(err, ErrTunnelGone) {
+			return fmt.Errorf("%w: %w", errRetry, err)
+		}
 		return err
 	}
 	if m.F.Type != messages.TypeWSResponse {

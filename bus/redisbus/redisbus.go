@@ -2,8 +2,8 @@
 // that share one Redis (single server, Sentinel or Cluster, through a
 // go-redis UniversalClient). A node subscribes under its name to the
 // channel "<prefix>:node:<name>"; Publish is one PUBLISH to that channel
-// and fails at once with bus.ErrNoSubscriber when Redis reports no
-// receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
+// (concurrent publishes share a pipeline, see publish.go) and fails at once
+// with bus.ErrNoSubscriber when Redis reports no receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
 // SSUBSCRIBE), because a plain PUBLISH there counts only the receivers on
 // the node that took it and the no-subscriber check would lie.
 //
@@ -35,7 +35,6 @@
 package redisbus
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
@@ -102,6 +101,11 @@ type Bus struct {
 
 	mu   sync.Mutex // protects subs and the transition to closed; held while a Subscribe starts
 	subs map[string]*subscription
+
+	queue      chan *publishReq // publishes waiting for a publisher
+	quit       chan struct{}    // closed by Close: publishers stop
+	stopOnce   sync.Once
+	publishers sync.WaitGroup
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -141,40 +145,8 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 	if !contextTimeoutEnabled(client) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
+	b.startPublishers()
 	return b, nil
-}
-
-// Publish seals msg and publishes it to node's channel. It fails with an
-// error wrapping bus.ErrNoSubscriber when no subscriber received it, and
-// with bus.ErrClosed after Close.
-func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
-	if b.closed.Load() {
-		return bus.ErrClosed
-	}
-	channel := b.channel(node)
-	mac := b.macs.Get().(hash.Hash)
-	env := seal(mac, channel, time.Now(), msg)
-	b.macs.Put(mac)
-
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	var cmd *redis.IntCmd
-	if b.sharded {
-		cmd = b.client.SPublish(ctx, channel, env)
-	} else {
-		cmd = b.client.Publish(ctx, channel, env)
-	}
-	n, err := cmd.Result()
-	switch {
-	case err != nil:
-		b.stats.publishErrors.Add(1)
-		return fmt.Errorf("redisbus: publish to %q: %w", node, err)
-	case n == 0:
-		b.stats.noSubscriber.Add(1)
-		return fmt.Errorf("redisbus: publish to %q: %w", node, bus.ErrNoSubscriber)
-	}
-	b.stats.published.Add(1)
-	return nil
 }
 
 // Subscribe subscribes to node's channel and returns once Redis has
@@ -217,6 +189,7 @@ func (b *Bus) Close() error {
 		wg.Go(func() { _ = s.Close() })
 	}
 	wg.Wait()
+	b.stopPublishers()
 	return nil
 }
 

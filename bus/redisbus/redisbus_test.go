@@ -7,9 +7,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -356,4 +360,104 @@ func handSeal(secret []byte, channel string, ts time.Time, msg []byte) []byte {
 	m.Write(msg)
 	env := append(head, m.Sum(nil)...)
 	return append(env, msg...)
+}
+
+// Concurrent publishes share pipelines; each publisher's messages still
+// arrive whole, once, and in the order it published them.
+func TestConcurrentPublishesKeepOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(testing.TB) *redistest.Server
+	}{
+		{"single", redistest.Start},
+		{"cluster", redistest.StartCluster},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := tc.start(t)
+			prefix := redistest.Prefix(t)
+			pub := newBus(t, srv.NewClient(t), prefix, secret)
+			sub := newBus(t, srv.NewClient(t), prefix, secret)
+			const publishers, each = 32, 200
+			got := make(chan []byte, publishers*each)
+			if _, err := sub.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) }); err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for p := range publishers {
+				wg.Go(func() {
+					for i := range each {
+						msg := fmt.Appendf(nil, "%d %d %s", p, i, strings.Repeat("x", i))
+						if err := pub.Publish(context.Background(), "n", msg); err != nil {
+							t.Errorf("publisher %d message %d: %v", p, i, err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			next := make([]int, publishers)
+			for range publishers * each {
+				m := receive(t, got)
+				f := strings.SplitN(string(m), " ", 3)
+				if len(f) != 3 {
+					t.Fatalf("message %q is not one that was published", m)
+				}
+				p, _ := strconv.Atoi(f[0])
+				i, _ := strconv.Atoi(f[1])
+				pad := f[2]
+				if p < 0 || p >= publishers {
+					t.Fatalf("message %q names no publisher", m)
+				}
+				if i != next[p] || len(pad) != i {
+					t.Fatalf("publisher %d: got message %d (%d bytes of padding), want message %d", p, i, len(pad), next[p])
+				}
+				next[p]++
+			}
+			if st := pub.Stats(); st.Published != publishers*each {
+				t.Errorf("Stats.Published = %d, want %d", st.Published, publishers*each)
+			}
+		})
+	}
+}
+
+// Close while publishes are queued and in flight: every call returns, and
+// no goroutine is left.
+func TestCloseWhilePublishing(t *testing.T) {
+	srv := redistest.Start(t)
+	client := srv.NewClient(t)
+	before := runtime.NumGoroutine()
+	b, err := redisbus.New(client, redisbus.Options{Secret: secret, Prefix: redistest.Prefix(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var closed, other atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for {
+				err := b.Publish(context.Background(), "nobody", []byte("x"))
+				switch {
+				case errors.Is(err, bus.ErrClosed):
+					closed.Add(1)
+					return
+				case errors.Is(err, bus.ErrNoSubscriber):
+				default:
+					other.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond)
+	b.Close()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(promptly):
+		t.Fatal("publishers still blocked after Close")
+	}
+	if closed.Load() != 16 || other.Load() != 0 {
+		t.Errorf("got %d ErrClosed of 16 and %d other errors", closed.Load(), other.Load())
+	}
+	leaktest.Check(t, before)
 }

@@ -1,0 +1,169 @@
+package redisbus
+
+import (
+	"context"
+	"fmt"
+	"hash"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"keyhole/bus"
+)
+
+// Publishes are pipelined. Callers queue them, and a few publisher
+// goroutines take whatever is queued and send it to Redis in one write,
+// reading the answers in one round trip. Under load a node pays one write
+// and one read for many messages, and so does Redis; an idle node pays one
+// channel hand-off per message. Each caller still waits for its own
+// message's answer, so a caller that publishes in turn keeps its order.
+const (
+	publishers   = 2    // pipelines in flight at once
+	maxPipeline  = 128  // messages in one pipeline
+	publishQueue = 1024 // publishes waiting for a publisher; callers block beyond it
+)
+
+type publishReq struct {
+	ctx     context.Context
+	channel string
+	env     []byte
+	done    chan publishResult // buffered; the publisher answers once
+}
+
+type publishResult struct {
+	n   int64 // subscribers that received the message
+	err error
+}
+
+var publishReqs = sync.Pool{New: func() any { return &publishReq{done: make(chan publishResult, 1)} }}
+
+// Publish seals msg and publishes it to node's channel. It fails with an
+// error wrapping bus.ErrNoSubscriber when no subscriber received it, and
+// with bus.ErrClosed after Close. It returns within Options.Timeout.
+func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
+	if b.closed.Load() {
+		return bus.ErrClosed
+	}
+	channel := b.channel(node)
+	mac := b.macs.Get().(hash.Hash)
+	env := seal(mac, channel, time.Now(), msg)
+	b.macs.Put(mac)
+	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+
+	r := publishReqs.Get().(*publishReq)
+	r.ctx, r.channel, r.env = ctx, channel, env
+	select {
+	case b.queue <- r:
+	case <-ctx.Done():
+		r.ctx, r.env = nil, nil
+		publishReqs.Put(r)
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, ctx.Err())
+	case <-b.quit:
+		return bus.ErrClosed
+	}
+	var res publishResult
+	select {
+	case res = <-r.done:
+		// The publisher is done with r.
+		r.ctx, r.env = nil, nil
+		publishReqs.Put(r)
+	case <-ctx.Done():
+		// r stays with the publisher, which answers into its buffer.
+		res.err = ctx.Err()
+	case <-b.quit:
+		return bus.ErrClosed
+	}
+	switch {
+	case res.err != nil:
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, res.err)
+	case res.n == 0:
+		b.stats.noSubscriber.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, bus.ErrNoSubscriber)
+	}
+	b.stats.published.Add(1)
+	return nil
+}
+
+func (b *Bus) startPublishers() {
+	b.queue = make(chan *publishReq, publishQueue)
+	b.quit = make(chan struct{})
+	for range publishers {
+		b.publishers.Go(b.publishLoop)
+	}
+}
+
+// stopPublishers ends the publishers; callers still waiting get
+// bus.ErrClosed.
+func (b *Bus) stopPublishers() {
+	b.stopOnce.Do(func() { close(b.quit) })
+	b.publishers.Wait()
+}
+
+// publishLoop sends what is queued, as one pipeline per turn.
+func (b *Bus) publishLoop() {
+	batch := make([]*publishReq, 0, maxPipeline)
+	for {
+		select {
+		case r := <-b.queue:
+			batch = append(batch[:0], r)
+		case <-b.quit:
+			return
+		}
+	more:
+		for len(batch) < maxPipeline {
+			select {
+			case r := <-b.queue:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		b.publishBatch(batch)
+		clear(batch)
+	}
+}
+
+// publishBatch publishes batch and answers each request. It touches no
+// request after answering it.
+func (b *Bus) publishBatch(batch []*publishReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- publishResult{err: err} // gave up while queued
+			continue
+		}
+		live = append(live, r)
+	}
+	switch len(live) {
+	case 0:
+		return
+	case 1:
+		r := live[0]
+		n, err := b.publishCmd(r.ctx, b.client, r).Result()
+		r.done <- publishResult{n, err}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	defer cancel()
+	pipe := b.client.Pipeline()
+	cmds := make([]*redis.IntCmd, len(live))
+	for i, r := range live {
+		cmds[i] = b.publishCmd(ctx, pipe, r)
+	}
+	_, _ = pipe.Exec(ctx) // each command carries its own result
+	for i, r := range live {
+		n, err := cmds[i].Result()
+		r.done <- publishResult{n, err}
+	}
+}
+
+func (b *Bus) publishCmd(ctx context.Context, c redis.Cmdable, r *publishReq) *redis.IntCmd {
+	if b.sharded {
+		return c.SPublish(ctx, r.channel, r.env)
+	}
+	return c.Publish(ctx, r.channel, r.env)
+}

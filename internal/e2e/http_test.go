@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"errors"
@@ -479,5 +480,56 @@ func TestHTTPStreamOutlivesWriteTimeout(t *testing.T) {
 	got, err := io.ReadAll(resp.Body)
 	if err != nil || strings.Count(string(got), "data: ") != 6 {
 		t.Errorf("got %q, %v; want all 6 events over 1.5s through a 0.5s write timeout", got, err)
+	}
+}
+
+// The proxy adds no response header the service did not send: no sniffed
+// Content-Type (an HTML-looking body must not become text/html) and no
+// Date.
+func TestHTTPAddsNoResponseHeaders(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	const body = "<html><script>alert(1)</script></html>"
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer conn.Close()
+				br := bufio.NewReader(conn)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, req.Body)
+					if req.URL.Path == "/chunked" {
+						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nX-Only: this\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(body), body)
+					} else {
+						fmt.Fprintf(conn, "HTTP/1.1 200 OK\r\nX-Only: this\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+					}
+				}
+			}()
+		}
+	}()
+	c := startClient(t, p, "http://"+ln.Addr().String(), newKey(t))
+	for _, path := range []string{"/fixed", "/chunked"} {
+		resp, err := visitor(p).Get(c.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		// Framing (Content-Length or chunked) is the proxy's own choice.
+		delete(resp.Header, "Content-Length")
+		if len(resp.Header) != 1 || resp.Header.Get("X-Only") != "this" || string(got) != body {
+			t.Errorf("%s: got headers %v and body %q, want only X-Only and the body", path, resp.Header, got)
+		}
 	}
 }

@@ -241,6 +241,14 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, up upstre
 	for k, v := range head.Header {
 		dst[k] = v
 	}
+	// net/http would add what the service left out: a Content-Type
+	// sniffed from the body (which could turn a harmless body into HTML)
+	// and a Date. A present but nil field stops it.
+	for _, k := range [...]string{"Content-Type", "Date"} {
+		if _, ok := dst[k]; !ok {
+			dst[k] = nil
+		}
+	}
 	w.WriteHeader(head.Status)
 	if first.End() {
 		return nil

@@ -129,7 +129,9 @@ func NewTransport() *http.Transport {
 // Run keeps a link registered until ctx is done. It reconnects with
 // jittered exponential backoff after a failure. After a GoAway it opens a
 // new link at once and keeps the old one serving until the new one is up;
-// then the old one finishes its requests and closes.
+// then it leaves the old one, which the proxy closes after its last
+// request. If the old one closes before a new one is up, it tries again at
+// once.
 func (c *Client) Run(ctx context.Context) error {
 	defer c.wg.Wait()
 	var old *session // told to go away, still serving until a new link is up
@@ -161,9 +163,25 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		wait := jitter(backoff)
-		c.log.Warn("link lost; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		if old != nil {
+			c.log.Warn("new link failed; the drained one still serves", "err", err, "retry_in", wait.Round(time.Millisecond))
+		} else {
+			c.log.Warn("link lost; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		}
+		// While a drained link still serves, failed attempts back off as
+		// usual; once it ends the client has no link at all, so it tries
+		// again at once.
+		var oldDone <-chan struct{}
+		if old != nil {
+			oldDone = old.done
+		}
 		select {
 		case <-time.After(wait):
+		case <-oldDone:
+			c.log.Warn("the drained link has closed; reconnecting now")
+			old = nil
+			backoff = c.cfg.MinBackoff
+			continue
 		case <-ctx.Done():
 			return ctx.Err()
 		}

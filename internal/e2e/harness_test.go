@@ -183,6 +183,20 @@ type relay struct {
 // several, it is a load balancer in front of proxy nodes.
 func startRelay(t *testing.T, to ...string) *relay {
 	t.Helper()
+	return startRelayPicking(t, func(n int) []string { return []string{to[n%len(to)]} })
+}
+
+// startFailoverRelay starts a relay that sends each connection to the
+// first of the addresses that accepts it.
+func startFailoverRelay(t *testing.T, to ...string) *relay {
+	t.Helper()
+	return startRelayPicking(t, func(int) []string { return to })
+}
+
+// startRelayPicking starts a relay that sends connection n to the first
+// of pick(n) that accepts it.
+func startRelayPicking(t *testing.T, pick func(n int) []string) *relay {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -194,8 +208,13 @@ func startRelay(t *testing.T, to ...string) *relay {
 			if err != nil {
 				return
 			}
-			out, err := net.Dial("tcp", to[n%len(to)])
-			if err != nil {
+			var out net.Conn
+			for _, addr := range pick(n) {
+				if out, err = net.Dial("tcp", addr); err == nil {
+					break
+				}
+			}
+			if out == nil {
 				in.Close()
 				continue
 			}

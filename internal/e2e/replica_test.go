@@ -357,6 +357,56 @@ func TestDrainFinishesRequestsOnTheOldLink(t *testing.T) {
 	}
 }
 
+// A client whose new links keep failing while its drained link still
+// serves backs off as usual, but once the drained link closes it has no
+// link at all and tries again at once.
+func TestClientReconnectsAtOnceWhenDrainedLinkCloses(t *testing.T) {
+	shared, routes := bus.NewMemory(), registry.NewMemory()
+	a := startProxy(t, proxy.Config{Node: "a", Bus: shared, Registry: routes})
+	b := startProxy(t, proxy.Config{Node: "b", Bus: shared, Registry: routes})
+	// A balancer without health checks: node a while it accepts.
+	lb := startFailoverRelay(t, a.addr, b.addr)
+	be := backend(t, echo)
+	ready := make(chan string, 8)
+	c, err := client.New(client.Config{
+		Proxy: "ws://" + lb.addr(), Target: be.URL, Key: newKey(t),
+		MinBackoff: 20 * time.Millisecond, MaxBackoff: 10 * time.Second,
+		Ready: func(u string) { ready <- u },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	url := <-ready
+
+	// Node a drains for 4 s: the client's new links land on a and are
+	// refused, so its backoff grows to seconds.
+	dctx, dcancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer dcancel()
+	a.Drain(dctx)
+	closed := time.Now()
+	a.stop()
+	select {
+	case <-ready:
+	case <-time.After(3 * time.Second):
+		t.Fatal("client not registered again 3s after its drained link closed")
+	}
+	if d := time.Since(closed); d > time.Second {
+		t.Errorf("client registered on node b %v after its drained link closed, want at once", d)
+	}
+	resp, err := visitor(b).Get(url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("through node b: got %d, want 200", resp.StatusCode)
+	}
+}
+
 func TestNoGoroutineLeaks(t *testing.T) {
 	base := runtime.NumGoroutine()
 	func() {

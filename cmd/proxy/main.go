@@ -49,6 +49,7 @@ type options struct {
 	publicScheme   string
 	publicPort     string
 	drainTimeout   time.Duration
+	allowKeys      string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -67,6 +68,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
+	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
 	cli.SetUsage(fs, "usage: proxy [flags]")
 	if err := cli.Parse(fs, args); err != nil {
@@ -143,6 +145,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Node:           o.node,
 		Logger:         log,
 	}
+	var allow *allowList
+	if o.allowKeys != "" {
+		if allow, err = newAllowList(o.allowKeys); err != nil {
+			return err
+		}
+		cfg.Allow = allow.allow
+	}
 	closeCluster, err := cluster(ctx, o, &cfg, log)
 	if err != nil {
 		return err
@@ -163,6 +172,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	if allow != nil {
+		stop := reloadOnHangup(allow, srv, log)
+		defer stop()
+	}
 	apex := srv.ApexURL()
 	fmt.Fprintln(stdout, apex)
 	log.Info("proxy listening", "addr", ln.Addr().String(), "domain", o.domain, "node", srv.Node(), "url", apex)

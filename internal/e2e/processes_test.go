@@ -3,19 +3,24 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
+	"keyhole/internal/identity"
 	"keyhole/internal/redistest"
 	"keyhole/registry/redisreg"
 )
@@ -24,19 +29,46 @@ import (
 // redis-server, a load balancer in front of them, a client process behind
 // it. Node a's process dies with SIGKILL, with no chance to clean up.
 
-// buildBinaries builds cmd/proxy and cmd/client with the race detector
-// and returns their paths.
+// built holds the binaries, built once for every test of the package.
+var built struct {
+	once          sync.Once
+	dir           string
+	proxy, client string
+	err           error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds cmd/proxy and cmd/client with the race detector,
+// once, and returns their paths.
 func buildBinaries(t *testing.T) (proxyBin, clientBin string) {
 	t.Helper()
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "build", "-race", "-o", dir+string(filepath.Separator), "./cmd/proxy", "./cmd/client")
-	cmd.Dir = filepath.Join("..", "..")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	built.once.Do(func() {
+		began := time.Now()
+		if built.dir, built.err = os.MkdirTemp("", "keyhole-e2e-bin-"); built.err != nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, "go", "build", "-race", "-o", built.dir+string(filepath.Separator), "./cmd/proxy", "./cmd/client")
+		cmd.Dir = filepath.Join("..", "..")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %v\n%s", err, out)
+			return
+		}
+		built.proxy, built.client = filepath.Join(built.dir, "proxy"), filepath.Join(built.dir, "client")
+		t.Logf("built the binaries in %v", time.Since(began))
+	})
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return filepath.Join(dir, "proxy"), filepath.Join(dir, "client")
+	return built.proxy, built.client
 }
 
 // process is a binary the test runs, killed when the test ends.
@@ -51,6 +83,13 @@ type process struct {
 // startProcess runs bin and waits up to 10 s for the first line on its
 // stdout, which both commands print once they are ready.
 func startProcess(t *testing.T, name, bin string, args ...string) (*process, string) {
+	t.Helper()
+	p := runProcess(t, name, bin, args...)
+	return p, p.firstLine(t, 10*time.Second)
+}
+
+// runProcess runs bin until the test ends.
+func runProcess(t *testing.T, name, bin string, args ...string) *process {
 	t.Helper()
 	p := &process{
 		name:   name,
@@ -76,15 +115,21 @@ func startProcess(t *testing.T, name, bin string, args ...string) (*process, str
 			t.Errorf("%s: data race:\n%s", name, p.stderr.String())
 		}
 	})
+	return p
+}
+
+// firstLine waits for the first line the process prints on stdout.
+func (p *process) firstLine(t *testing.T, timeout time.Duration) string {
+	t.Helper()
 	select {
 	case line := <-p.stdout.line:
-		return p, strings.TrimSpace(line)
+		return strings.TrimSpace(line)
 	case <-p.exited:
-		t.Fatalf("%s exited before printing its URL:\n%s", name, p.stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s printed no URL within 10s:\n%s", name, p.stderr.String())
+		t.Fatalf("%s exited before printing its URL:\n%s", p.name, p.stderr.String())
+	case <-time.After(timeout):
+		t.Fatalf("%s printed no URL within %v:\n%s", p.name, timeout, p.stderr.String())
 	}
-	return nil, ""
+	return ""
 }
 
 // kill sends SIGKILL and waits until the process is gone.
@@ -228,9 +273,7 @@ func (lb *failoverLB) picked(addr string) int {
 // the load balancer on node b, and node a's route expires from Redis
 // within the registry's TTL, nobody having withdrawn it.
 func TestProcessesNodeKilled(t *testing.T) {
-	began := time.Now()
 	proxyBin, clientBin := buildBinaries(t)
-	t.Logf("built the binaries in %v", time.Since(began))
 	srv := redistest.Start(t)
 	secret := "process test secret " + rand.Text()
 	a, addrA := startProxyProcess(t, proxyBin, "a", srv.URL(), secret)
@@ -319,4 +362,64 @@ func TestProcessesNodeKilled(t *testing.T) {
 		t.Errorf("route after the failover: got %v, want [b]", nodes)
 	}
 	checkEcho(t, "through node b at the end", viaB, publicURL)
+}
+
+// TestProcessesAllowKeys runs the proxy binary with --allow-keys: a key on
+// the list serves, another is refused and told why; after the file
+// changes and the proxy gets SIGHUP, the key taken off the list loses its
+// hostname and the key put on it registers.
+func TestProcessesAllowKeys(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	dir := t.TempDir()
+	keyA, keyB := filepath.Join(dir, "a.key"), filepath.Join(dir, "b.key")
+	labels := map[string]string{}
+	for _, path := range []string{keyA, keyB} {
+		k, _, err := identity.LoadOrCreate(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		labels[path] = identity.Label(k.Public().(ed25519.PublicKey))
+	}
+	list := filepath.Join(dir, "allowed")
+	// A hostname, as an operator copies it from a client's URL.
+	if err := os.WriteFile(list, []byte("# who may register\n"+labels[keyA]+".localhost\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	px, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--allow-keys", list)
+	u, err := url.Parse(apex)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", u.Port())
+	be := backend(t, echo)
+	hc := dialVisitor(addr, 10*time.Second)
+
+	_, urlA := startProcess(t, "client a", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyA)
+	checkEcho(t, "the allowed key's tunnel", hc, urlA)
+
+	b := runProcess(t, "client b", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyB)
+	waitFor(t, "client b to be told its key is not allowed", func() bool {
+		return strings.Contains(b.stderr.String(), "this key is not allowed on this proxy")
+	})
+	urlB := "http://" + labels[keyB] + ".localhost:" + u.Port()
+	if got := ask(hc, "GET", urlB+"/", nil); got.code != http.StatusNotFound {
+		t.Errorf("the refused key's hostname: got %d, want 404", got.code)
+	}
+
+	if err := os.WriteFile(list, []byte(labels[keyB]+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := px.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.firstLine(t, 10*time.Second); got != urlB {
+		t.Errorf("client b printed %q after the reload, want %q", got, urlB)
+	}
+	checkEcho(t, "the newly allowed key's tunnel", hc, urlB)
+	waitFor(t, "the key taken off the list to lose its hostname", func() bool {
+		return ask(hc, "GET", urlA+"/", nil).code == http.StatusNotFound
+	})
+	if !strings.Contains(px.stderr.String(), "allowed keys reloaded") {
+		t.Errorf("proxy did not log the reload:\n%s", px.stderr.String())
+	}
 }

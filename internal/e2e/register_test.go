@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -171,5 +172,73 @@ func TestSameKeySameURL(t *testing.T) {
 	want := "http://" + identity.Label(key.Public().(ed25519.PublicKey)) + ".localhost:"
 	if !strings.HasPrefix(second.url, want) {
 		t.Errorf("got %s, want a URL starting %s", second.url, want)
+	}
+}
+
+// With Config.Allow, only the keys it allows register; a key refused is
+// told why after proving it holds the key, and links of keys allowed no
+// longer are closed by CloseDisallowed.
+func TestAllowedKeys(t *testing.T) {
+	allowedKey, otherKey := newKey(t), newKey(t)
+	var mu sync.Mutex
+	allowed := map[string]bool{identity.Label(allowedKey.Public().(ed25519.PublicKey)): true}
+	p := startProxy(t, proxy.Config{Allow: func(label string) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return allowed[label]
+	}})
+	be := backend(t, echo)
+	c := startClient(t, p, be.URL, allowedKey)
+
+	// Another key proves itself and is refused with 403 and the reason.
+	ws, ch := rawLink(t, p)
+	before := p.Stats().LinksRefused.Load()
+	reg := identity.Register(otherKey, ch, [16]byte{}, time.Now())
+	sendRaw(t, ws, messages.TypeRegistrationRequest, reg.Append(nil))
+	f := readRaw(t, ws)
+	st, _ := messages.ParseStatus(f.Payload)
+	otherLabel := identity.Label(otherKey.Public().(ed25519.PublicKey))
+	if f.Type != messages.TypeError || st.Code != http.StatusForbidden || !strings.Contains(st.Text, "not allowed") || !strings.Contains(st.Text, otherLabel) {
+		t.Errorf("a key not allowed: got %v %d %q, want Error 403 naming the label", f.Type, st.Code, st.Text)
+	}
+	if got := p.Stats().LinksRefused.Load(); got != before+1 {
+		t.Errorf("LinksRefused: got %d, want %d", got, before+1)
+	}
+	if n := p.Stats().LinksActive.Load(); n != 1 {
+		t.Errorf("got %d links, want only the allowed key's", n)
+	}
+
+	// Nothing changed: CloseDisallowed leaves the allowed link alone.
+	if n := p.CloseDisallowed(); n != 0 {
+		t.Errorf("CloseDisallowed closed %d links of allowed keys", n)
+	}
+	resp, err := visitor(p).Get(c.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("allowed key's tunnel: got %d, want 200", resp.StatusCode)
+	}
+
+	// The key is taken off the list: its link closes, and it cannot
+	// register again, so its hostname is gone.
+	mu.Lock()
+	allowed = map[string]bool{}
+	mu.Unlock()
+	if n := p.CloseDisallowed(); n != 1 {
+		t.Errorf("CloseDisallowed closed %d links, want 1", n)
+	}
+	waitFor(t, "the revoked key's hostname to answer 404", func() bool {
+		resp, err := visitor(p).Get(c.url + "/")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusNotFound
+	})
+	time.Sleep(300 * time.Millisecond) // several reconnect attempts
+	if n := p.Stats().LinksActive.Load(); n != 0 {
+		t.Errorf("got %d links after revoking the key, want 0", n)
 	}
 }

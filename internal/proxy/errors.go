@@ -23,6 +23,7 @@ var (
 	ErrProtocol         = errors.New("protocol violation")
 	ErrReplaced         = errors.New("replaced by a newer link from the same client")
 	ErrLeaving          = errors.New("the client is leaving this link for a new one")
+	ErrNotAllowed       = errors.New("this key is not allowed on this proxy")
 )
 
 // upstreamError is an Error frame from the client: the private service

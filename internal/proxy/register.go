@@ -104,6 +104,11 @@ func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, st
 	if err != nil {
 		return nil, "", err
 	}
+	// Checked only once the client has proved it holds the key, so the
+	// answer tells nothing to someone who merely knows a label.
+	if !s.allowed(label) {
+		return nil, "", fmt.Errorf("%w (label %s); its operator can add the label to the allowed keys", ErrNotAllowed, label)
+	}
 	ws.SetReadDeadline(time.Time{})
 	ws.SetWriteDeadline(time.Time{})
 	return &req, label, nil
@@ -113,8 +118,11 @@ func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, st
 func refuse(ws *websocket.Conn, err error) {
 	defer ws.Close()
 	st := messages.Status{Code: http.StatusUnauthorized, Text: "registration refused: " + err.Error()}
-	if errors.Is(err, messages.ErrMalformed) || errors.Is(err, ErrProtocol) {
+	switch {
+	case errors.Is(err, messages.ErrMalformed), errors.Is(err, ErrProtocol):
 		st.Code = http.StatusBadRequest
+	case errors.Is(err, ErrNotAllowed):
+		st.Code = http.StatusForbidden
 	}
 	b := link.Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
 	defer b.Free()
@@ -183,4 +191,23 @@ func (s *Server) withdraw(l *clientLink) {
 	if err := s.cfg.Registry.Withdraw(ctx, l.label, s.cfg.Node); err != nil {
 		l.log.Warn("withdraw route", "err", err)
 	}
+}
+
+func (s *Server) allowed(label string) bool {
+	return s.cfg.Allow == nil || s.cfg.Allow(label)
+}
+
+// CloseDisallowed closes the links of every key that Config.Allow no
+// longer allows, after the allowed keys changed. Their clients' attempts
+// to register again are refused. It returns how many links it closed.
+func (s *Server) CloseDisallowed() int {
+	n := 0
+	for _, l := range s.allLinks() {
+		if !s.allowed(l.label) {
+			l.log.Info("closing link: its key is no longer allowed")
+			l.conn.Close(ErrNotAllowed)
+			n++
+		}
+	}
+	return n
 }

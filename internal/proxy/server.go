@@ -42,6 +42,9 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	PingInterval   time.Duration // link keepalive; default 10 s
 	LinkTimeout    time.Duration // drop a silent link; default 20 s
+	// Allow, when set, says which labels may register: a client whose
+	// verified key it refuses gets ErrNotAllowed. Nil allows every key.
+	Allow func(label string) bool
 
 	Node     string            // this node's name on the bus; default random
 	Bus      bus.Bus           // default: a private in-memory bus (single node)

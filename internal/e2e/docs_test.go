@@ -1,0 +1,127 @@
+package e2e
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// The flags the docs and deploy files use are the flags the binaries take:
+// README's tables list every flag of each command with its variable, and
+// every KEYHOLE_* variable or `--flag` elsewhere names a real one.
+func TestDocsMatchTheBinariesFlags(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	flags := map[string]map[string]string{ // command → flag → variable
+		"proxy":  helpFlags(t, proxyBin),
+		"client": helpFlags(t, clientBin),
+	}
+	root := filepath.Join("..", "..")
+	readme := readDoc(t, filepath.Join(root, "README.md"))
+
+	for cmd, want := range flags {
+		got := readmeTable(t, readme, "### `go run ./cmd/"+cmd+"`")
+		for name, variable := range want {
+			if v, ok := got[name]; !ok {
+				t.Errorf("README: --%s of %s is missing from its table", name, cmd)
+			} else if v != variable {
+				t.Errorf("README: --%s of %s: table says %s, the binary %s", name, cmd, v, variable)
+			}
+		}
+		for name := range got {
+			if _, ok := want[name]; !ok {
+				t.Errorf("README: the %s table lists --%s, which %s does not take", cmd, name, cmd)
+			}
+		}
+	}
+
+	variables := map[string]bool{}
+	names := map[string]bool{"help": true}
+	for _, fs := range flags {
+		for name, variable := range fs {
+			variables[variable] = true
+			names[name] = true
+		}
+	}
+	// compose.yaml's own settings, substituted by docker compose and never
+	// read by a binary.
+	composeOnly := []string{"KEYHOLE_CERT_DIR", "KEYHOLE_FRONT_IP", "KEYHOLE_EDGE_SUBNET"}
+	docs := []string{filepath.Join(root, "README.md")}
+	filepath.WalkDir(filepath.Join(root, "deploy"), func(path string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			docs = append(docs, path)
+		}
+		return err
+	})
+	compose := readDoc(t, filepath.Join(root, "deploy", "compose.yaml"))
+	for _, v := range composeOnly {
+		if !strings.Contains(compose, "${"+v) {
+			t.Errorf("compose.yaml does not use %s", v)
+		}
+	}
+	varRE := regexp.MustCompile(`KEYHOLE_[A-Z_]+`)
+	flagRE := regexp.MustCompile("`--([a-z][a-z-]*)")
+	for _, path := range docs {
+		text := readDoc(t, path)
+		for _, v := range varRE.FindAllString(text, -1) {
+			if slices.Contains(composeOnly, v) {
+				continue
+			}
+			if !variables[v] {
+				t.Errorf("%s: %s is no flag's variable", path, v)
+			}
+		}
+		if strings.HasSuffix(path, ".md") {
+			for _, m := range flagRE.FindAllStringSubmatch(text, -1) {
+				if !names[m[1]] {
+					t.Errorf("%s: `--%s` is no flag of proxy or client", path, m[1])
+				}
+			}
+		}
+	}
+}
+
+// helpFlags runs bin --help and returns its flags with their variables.
+func helpFlags(t *testing.T, bin string) map[string]string {
+	t.Helper()
+	out, _ := exec.Command(bin, "--help").CombinedOutput() // exits 0 or 2
+	re := regexp.MustCompile(`(?m)^  --([a-z][a-z-]*)\b.*\((KEYHOLE_[A-Z_]+)\)$`)
+	flags := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(string(out), -1) {
+		flags[m[1]] = m[2]
+	}
+	if len(flags) < 3 {
+		t.Fatalf("%s --help lists %d flags:\n%s", bin, len(flags), out)
+	}
+	return flags
+}
+
+// readmeTable returns the flag table under heading: flag → variable.
+func readmeTable(t *testing.T, readme, heading string) map[string]string {
+	t.Helper()
+	_, section, ok := strings.Cut(readme, heading+"\n")
+	if !ok {
+		t.Fatalf("README has no %q", heading)
+	}
+	if i := strings.Index(section, "\n#"); i >= 0 {
+		section = section[:i]
+	}
+	re := regexp.MustCompile("(?m)^\\| `--([a-z][a-z-]*)` \\| `(KEYHOLE_[A-Z_]+)` \\|")
+	rows := map[string]string{}
+	for _, m := range re.FindAllStringSubmatch(section, -1) {
+		rows[m[1]] = m[2]
+	}
+	return rows
+}
+
+func readDoc(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

@@ -47,7 +47,7 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	}
 	channel := b.channel(node)
 	mac := b.macs.Get().(hash.Hash)
-	env := seal(mac, channel, time.Now(), msg)
+	env := seal(mac, channel, time.Now(), msgID{b.sender, b.counter.Add(1)}, msg)
 	b.macs.Put(mac)
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()

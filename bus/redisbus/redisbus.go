@@ -8,14 +8,14 @@
 // the node that took it and the no-subscriber check would lie.
 //
 // Every message is sealed with an HMAC-SHA256 keyed from the cluster
-// secret over the channel name, a timestamp and the message (layout in
-// envelope.go). A subscriber drops, and counts in Stats, any message that
-// is malformed, carries a bad tag (another secret, or a message replayed
-// onto another node's channel) or a timestamp more than MaxClockSkew from
-// its own clock, so anything else that can publish on the Redis cannot
-// inject messages. A captured message can be replayed on its own channel
-// within that window; callers drop messages for request ids they do not
-// know.
+// secret over the channel name, a timestamp, the sending Bus's random id,
+// its message counter and the message (layout in envelope.go). A
+// subscriber drops, and counts in Stats, any message that is malformed,
+// carries a bad tag (another secret, or a message replayed onto another
+// node's channel), a timestamp more than MaxClockSkew from its own clock,
+// or a counter it has already seen from that sender (a message replayed on
+// its own channel; see replay.go). So anything else that can read and
+// publish on the Redis can neither inject messages nor repeat them.
 //
 // Delivery is at most once. Redis pub/sub keeps nothing: a message
 // published while a subscriber is disconnected is lost, and Redis
@@ -36,6 +36,7 @@ package redisbus
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -95,7 +96,9 @@ type Bus struct {
 	buffer  int
 	sharded bool
 	log     *slog.Logger
-	macs    sync.Pool // of hash.Hash keyed with key, for Publish
+	macs    sync.Pool     // of hash.Hash keyed with key, for Publish
+	sender  senderID      // random, so receivers keep each Bus's counters apart
+	counter atomic.Uint64 // the last message's counter; Publish adds one
 	stats   counters
 	closed  atomic.Bool
 
@@ -141,6 +144,9 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 	}
 	b.log = b.log.With("component", "redisbus")
 	b.macs.New = func() any { return b.newMAC() }
+	// A fresh id per Bus, so a restarted node's counters starting again
+	// at 1 are not taken for replays. rand.Read never fails.
+	rand.Read(b.sender[:])
 	_, b.sharded = client.(*redis.ClusterClient)
 	if !contextTimeoutEnabled(client) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")

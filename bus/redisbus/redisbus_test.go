@@ -93,7 +93,8 @@ func TestForgedDropped(t *testing.T) {
 	channel := prefix + ":node:n"
 	now := time.Now()
 	msg := []byte("POST /admin")
-	valid := handSeal(secret, channel, now, msg)
+	sender := handSender{1, 2, 3, 4, 5, 6, 7, 8}
+	valid := handSeal(secret, channel, now, sender, 1, msg)
 	flip := func(i int) []byte { b := bytes.Clone(valid); b[i] ^= 1; return b }
 	forgeries := []struct {
 		name    string
@@ -101,15 +102,18 @@ func TestForgedDropped(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"plain text", []byte("GET / HTTP/1.1\r\n\r\n")},
-		{"header cut short", valid[:40]},
-		{"unknown version", func() []byte { b := bytes.Clone(valid); b[0] = 2; return b }()},
+		{"header cut short", valid[:56]},
+		{"version 1 (no counter)", handSealV1(secret, channel, now, msg)},
+		{"unknown version", func() []byte { b := bytes.Clone(valid); b[0] = 3; return b }()},
 		{"timestamp changed", flip(8)},
-		{"tag bit flipped", flip(20)},
+		{"sender id changed", flip(9)},
+		{"counter changed", flip(24)},
+		{"tag bit flipped", flip(30)},
 		{"message bit flipped", flip(len(valid) - 1)},
 		{"message appended", append(bytes.Clone(valid), 'x')},
-		{"other secret", handSeal(otherSecret, channel, now, msg)},
-		{"sealed for another node", handSeal(secret, prefix+":node:m", now, msg)},
-		{"sealed for another prefix", handSeal(secret, "other:node:n", now, msg)},
+		{"other secret", handSeal(otherSecret, channel, now, sender, 1, msg)},
+		{"sealed for another node", handSeal(secret, prefix+":node:m", now, sender, 1, msg)},
+		{"sealed for another prefix", handSeal(secret, "other:node:n", now, sender, 1, msg)},
 	}
 	for _, f := range forgeries {
 		if n, err := raw.Publish(ctx, channel, f.payload).Result(); err != nil || n != 1 {
@@ -125,7 +129,7 @@ func TestForgedDropped(t *testing.T) {
 
 	// Messages on one connection arrive in order: once these two are
 	// through, every forgery before them has been judged.
-	if n, err := raw.Publish(ctx, channel, handSeal(secret, channel, time.Now(), []byte("sealed by hand"))).Result(); err != nil || n != 1 {
+	if n, err := raw.Publish(ctx, channel, handSeal(secret, channel, time.Now(), sender, 2, []byte("sealed by hand"))).Result(); err != nil || n != 1 {
 		t.Fatalf("publish hand-sealed message: got %d receivers, %v", n, err)
 	}
 	good := newBus(t, srv.NewClient(t), prefix, secret)
@@ -143,8 +147,8 @@ func TestForgedDropped(t *testing.T) {
 	default:
 	}
 	st := recv.Stats()
-	if want := uint64(len(forgeries) + 1); st.Forged != want || st.Delivered != 2 || st.Stale != 0 {
-		t.Fatalf("got Forged %d, Delivered %d, Stale %d; want %d, 2, 0", st.Forged, st.Delivered, st.Stale, want)
+	if want := uint64(len(forgeries) + 1); st.Forged != want || st.Delivered != 2 || st.Stale != 0 || st.Replayed != 0 {
+		t.Fatalf("got Forged %d, Delivered %d, Stale %d, Replayed %d; want %d, 2, 0, 0", st.Forged, st.Delivered, st.Stale, st.Replayed, want)
 	}
 }
 
@@ -162,6 +166,8 @@ func TestStaleDropped(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Close() })
 	raw := srv.NewClient(t)
 	channel := prefix + ":node:n"
+	sender := handSender{8, 7, 6, 5, 4, 3, 2, 1}
+	var counter uint64
 	for _, tc := range []struct {
 		age     time.Duration
 		deliver bool
@@ -172,12 +178,13 @@ func TestStaleDropped(t *testing.T) {
 		{redisbus.MaxClockSkew - 5*time.Second, true},
 		{-redisbus.MaxClockSkew + 5*time.Second, true},
 	} {
-		env := handSeal(secret, channel, time.Now().Add(-tc.age), []byte(tc.age.String()))
+		counter++
+		env := handSeal(secret, channel, time.Now().Add(-tc.age), sender, counter, []byte(tc.age.String()))
 		if err := raw.Publish(context.Background(), channel, env).Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	end := handSeal(secret, channel, time.Now(), []byte("end"))
+	end := handSeal(secret, channel, time.Now(), sender, counter+1, []byte("end"))
 	if err := raw.Publish(context.Background(), channel, end).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -192,8 +199,8 @@ func TestStaleDropped(t *testing.T) {
 	if want := []string{"25s", "-25s"}; strings.Join(delivered, ",") != strings.Join(want, ",") {
 		t.Fatalf("got delivered %q, want %q", delivered, want)
 	}
-	if st := recv.Stats(); st.Stale != 3 || st.Forged != 0 {
-		t.Fatalf("got Stale %d, Forged %d; want 3, 0", st.Stale, st.Forged)
+	if st := recv.Stats(); st.Stale != 3 || st.Forged != 0 || st.Replayed != 0 {
+		t.Fatalf("got Stale %d, Forged %d, Replayed %d; want 3, 0, 0", st.Stale, st.Forged, st.Replayed)
 	}
 }
 
@@ -344,15 +351,20 @@ func newBus(t *testing.T, client redis.UniversalClient, prefix string, secret []
 	return b
 }
 
-// handSeal builds an envelope from the layout documented in envelope.go,
-// independently of the package's own code.
-func handSeal(secret []byte, channel string, ts time.Time, msg []byte) []byte {
+// handSender is a sender id for hand-sealed envelopes.
+type handSender [8]byte
+
+// handSeal builds a version 2 envelope from the layout documented in
+// envelope.go, independently of the package's own code.
+func handSeal(secret []byte, channel string, ts time.Time, sender handSender, counter uint64, msg []byte) []byte {
 	k := hmac.New(sha256.New, secret)
 	k.Write([]byte("keyhole bus v1"))
 	key := k.Sum(nil)
-	head := make([]byte, 9)
-	head[0] = 1
-	binary.BigEndian.PutUint64(head[1:], uint64(ts.UnixMilli()))
+	head := make([]byte, 25)
+	head[0] = 2
+	binary.BigEndian.PutUint64(head[1:9], uint64(ts.UnixMilli()))
+	copy(head[9:17], sender[:])
+	binary.BigEndian.PutUint64(head[17:25], counter)
 	m := hmac.New(sha256.New, key)
 	m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(channel))))
 	m.Write([]byte(channel))
@@ -360,6 +372,145 @@ func handSeal(secret []byte, channel string, ts time.Time, msg []byte) []byte {
 	m.Write(msg)
 	env := append(head, m.Sum(nil)...)
 	return append(env, msg...)
+}
+
+// handSealV1 builds an envelope of version 1, which had no sender id or
+// counter and is refused now: version, timestamp, then the tag over the
+// channel, those 9 bytes and the message.
+func handSealV1(secret []byte, channel string, ts time.Time, msg []byte) []byte {
+	k := hmac.New(sha256.New, secret)
+	k.Write([]byte("keyhole bus v1"))
+	head := []byte{1}
+	head = binary.BigEndian.AppendUint64(head, uint64(ts.UnixMilli()))
+	m := hmac.New(sha256.New, k.Sum(nil))
+	m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(channel))))
+	m.Write([]byte(channel))
+	m.Write(head)
+	m.Write(msg)
+	return append(append(head, m.Sum(nil)...), msg...)
+}
+
+// TestReplayDropped captures a genuine envelope off Redis, as anyone who
+// can read the Redis could, and publishes the very same bytes again: the
+// handler sees the message once, and the replay is counted.
+func TestReplayDropped(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	channel := prefix + ":node:n"
+	ctx := context.Background()
+	recv := newBus(t, srv.NewClient(t), prefix, secret)
+	got := make(chan []byte, 100)
+	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	spy := srv.NewClient(t).Subscribe(ctx, channel)
+	t.Cleanup(func() { _ = spy.Close() })
+	if _, err := spy.Receive(ctx); err != nil { // the subscribe confirmation
+		t.Fatal(err)
+	}
+
+	pub := newBus(t, srv.NewClient(t), prefix, secret)
+	if err := pub.Publish(ctx, "n", []byte("POST /pay")); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, got); string(m) != "POST /pay" {
+		t.Fatalf("got %q, want POST /pay", m)
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	captured, err := spy.ReceiveMessage(rctx)
+	if err != nil {
+		t.Fatalf("spy: %v", err)
+	}
+
+	raw := srv.NewClient(t)
+	if n, err := raw.Publish(ctx, channel, captured.Payload).Result(); err != nil || n != 2 {
+		t.Fatalf("replay: got %d receivers, %v; want 2 (the bus and the spy), nil", n, err)
+	}
+	// The replay reached Redis first; the subscriber reads in that order.
+	if err := pub.Publish(ctx, "n", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	if m := receive(t, got); string(m) != "after" {
+		t.Fatalf("got %q, want after: the replay was delivered", m)
+	}
+	if st := recv.Stats(); st.Replayed != 1 || st.Delivered != 2 || st.Forged != 0 || st.Stale != 0 {
+		t.Fatalf("got Replayed %d, Delivered %d, Forged %d, Stale %d; want 1, 2, 0, 0", st.Replayed, st.Delivered, st.Forged, st.Stale)
+	}
+	var metric uint64
+	for _, c := range recv.Counters() {
+		if c.Name == "replayed" {
+			metric = c.Value
+		}
+	}
+	if metric != 1 {
+		t.Fatalf("got counter replayed %d, want 1", metric)
+	}
+}
+
+// TestReplayWindow drives one sender's window with hand-sealed envelopes:
+// a counter is taken once, in any order within the window, never below it,
+// and only authentic, fresh messages move the window.
+func TestReplayWindow(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	channel := prefix + ":node:n"
+	ctx := context.Background()
+	recv := newBus(t, srv.NewClient(t), prefix, secret)
+	got := make(chan []byte, 100)
+	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	raw := srv.NewClient(t)
+
+	const window = 8192 // counters a receiver remembers per sender, as documented
+	s, other := handSender{'s'}, handSender{'o'}
+	now := time.Now()
+	steps := []struct {
+		name    string
+		payload []byte
+		deliver bool
+	}{
+		{"first", handSeal(secret, channel, now, s, 100, []byte("100")), true},
+		{"same sender and counter, other message", handSeal(secret, channel, now, s, 100, []byte("100 again")), false},
+		{"ahead", handSeal(secret, channel, now, s, 102, []byte("102")), true},
+		{"behind, in the window", handSeal(secret, channel, now, s, 101, []byte("101")), true},
+		{"behind, seen", handSeal(secret, channel, now, s, 101, []byte("101 again")), false},
+		{"a window ahead", handSeal(secret, channel, now, s, 102+window, []byte("102+window")), true},
+		{"below the window, unseen", handSeal(secret, channel, now, s, 99, []byte("99")), false},
+		{"oldest in the window, unseen", handSeal(secret, channel, now, s, 103, []byte("103")), true},
+		{"another sender, same counter", handSeal(secret, channel, now, other, 100, []byte("other 100")), true},
+		// Neither of these may move s's window far ahead, or the next
+		// message would fall below it.
+		{"forged far ahead", handSeal(otherSecret, channel, now, s, 1_000_000, []byte("forged")), false},
+		{"stale far ahead", handSeal(secret, channel, now.Add(-time.Hour), s, 1_000_001, []byte("stale")), false},
+		{"after the forgeries", handSeal(secret, channel, now, s, 200+window, []byte("200+window")), true},
+	}
+	var want []string
+	for _, st := range steps {
+		if n, err := raw.Publish(ctx, channel, st.payload).Result(); err != nil || n != 1 {
+			t.Fatalf("%s: publish: got %d receivers, %v; want 1, nil", st.name, n, err)
+		}
+		if st.deliver {
+			want = append(want, string(st.payload[57:]))
+		}
+	}
+	// Messages on one connection arrive in order: "after the forgeries"
+	// is the last one.
+	var delivered []string
+	for len(delivered) < len(want) {
+		delivered = append(delivered, string(receive(t, got)))
+	}
+	if strings.Join(delivered, ",") != strings.Join(want, ",") {
+		t.Fatalf("got delivered %q, want %q", delivered, want)
+	}
+	if st := recv.Stats(); st.Replayed != 3 || st.Forged != 1 || st.Stale != 1 || st.Delivered != uint64(len(want)) {
+		t.Fatalf("got Replayed %d, Forged %d, Stale %d, Delivered %d; want 3, 1, 1, %d", st.Replayed, st.Forged, st.Stale, st.Delivered, len(want))
+	}
 }
 
 // Concurrent publishes share pipelines; each publisher's messages still

@@ -14,6 +14,7 @@ type Stats struct {
 	Delivered     uint64 // messages handed to a handler
 	Forged        uint64 // dropped: malformed, or a bad tag (wrong secret, replayed onto another channel)
 	Stale         uint64 // dropped: authentic but timestamp more than MaxClockSkew away
+	Replayed      uint64 // dropped: authentic and fresh, but its sender's counter was already seen or is below the replay window
 	Discarded     uint64 // dropped: arrived while their subscription was closing
 	Resubscribed  uint64 // subscriptions restored after a lost connection; messages published meanwhile were lost
 }
@@ -28,6 +29,7 @@ func (b *Bus) Counters() []bus.Counter {
 		{Name: "delivered", Value: st.Delivered},
 		{Name: "forged", Value: st.Forged},
 		{Name: "stale", Value: st.Stale},
+		{Name: "replayed", Value: st.Replayed},
 		{Name: "discarded", Value: st.Discarded},
 		{Name: "resubscribed", Value: st.Resubscribed},
 	}
@@ -37,8 +39,8 @@ var _ bus.Counted = (*Bus)(nil)
 
 // counters are the live, atomically updated Stats.
 type counters struct {
-	published, noSubscriber, publishErrors            atomic.Uint64
-	delivered, forged, stale, discarded, resubscribed atomic.Uint64
+	published, noSubscriber, publishErrors                      atomic.Uint64
+	delivered, forged, stale, replayed, discarded, resubscribed atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
@@ -49,6 +51,7 @@ func (c *counters) snapshot() Stats {
 		Delivered:     c.delivered.Load(),
 		Forged:        c.forged.Load(),
 		Stale:         c.stale.Load(),
+		Replayed:      c.replayed.Load(),
 		Discarded:     c.discarded.Load(),
 		Resubscribed:  c.resubscribed.Load(),
 	}

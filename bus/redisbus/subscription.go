@@ -32,6 +32,7 @@ type subscription struct {
 	// Owned by run.
 	mac      hash.Hash
 	buf      []byte
+	replay   replayFilter
 	lastWarn time.Time
 }
 
@@ -107,10 +108,15 @@ func (s *subscription) run(msgs <-chan any) {
 }
 
 func (s *subscription) deliver(m *redis.Message) {
+	now := time.Now()
 	s.buf = append(s.buf[:0], m.Payload...)
-	msg, err := open(s.mac, s.channel, time.Now(), s.buf)
+	msg, id, err := open(s.mac, s.channel, now, s.buf)
 	if err == nil && m.Channel != s.channel {
 		err = errForged // cannot happen with one channel per PubSub; never deliver it
+	}
+	// Only an authentic, fresh message may touch the replay windows.
+	if err == nil && !s.replay.accept(id, now) {
+		err = errReplayed
 	}
 	switch {
 	case err == nil:
@@ -119,14 +125,16 @@ func (s *subscription) deliver(m *redis.Message) {
 		return
 	case errors.Is(err, errStale):
 		s.b.stats.stale.Add(1)
+	case errors.Is(err, errReplayed):
+		s.b.stats.replayed.Add(1)
 	default:
 		s.b.stats.forged.Add(1)
 	}
-	if now := time.Now(); now.Sub(s.lastWarn) >= warnEvery {
+	if now.Sub(s.lastWarn) >= warnEvery {
 		s.lastWarn = now
 		st := s.b.stats.snapshot()
 		s.b.log.Warn("dropped a message that failed authentication", "node", s.node, "err", err,
-			"forged", st.Forged, "stale", st.Stale)
+			"forged", st.Forged, "stale", st.Stale, "replayed", st.Replayed)
 	}
 }
 

@@ -382,13 +382,17 @@ func forgedRequest(t *testing.T, label, host string) []byte {
 	return append(env, frame...)
 }
 
-// sealBus builds a bus envelope from the layout documented in
-// bus/redisbus/envelope.go, independently of that package's code.
+// sealBus builds a bus envelope (version 2) from the layout documented in
+// bus/redisbus/envelope.go, independently of that package's code. Each
+// envelope gets the next counter of one made-up sender, so none is taken
+// for a replay.
 func sealBus(secret []byte, channel string, ts time.Time, msg []byte) []byte {
 	k := hmac.New(sha256.New, secret)
 	k.Write([]byte("keyhole bus v1"))
-	head := []byte{1}
+	head := []byte{2}
 	head = binary.BigEndian.AppendUint64(head, uint64(ts.UnixMilli()))
+	head = append(head, "e2e-test"...) // sender id, 8 bytes
+	head = binary.BigEndian.AppendUint64(head, sealBusCounter.Add(1))
 	m := hmac.New(sha256.New, k.Sum(nil))
 	m.Write(binary.BigEndian.AppendUint32(nil, uint32(len(channel))))
 	m.Write([]byte(channel))
@@ -396,6 +400,8 @@ func sealBus(secret []byte, channel string, ts time.Time, msg []byte) []byte {
 	m.Write(msg)
 	return append(append(head, m.Sum(nil)...), msg...)
 }
+
+var sealBusCounter atomic.Uint64
 
 // TestRedisUnknownHost: a hostname no node holds is 404 on every node in
 // under a second, whether no client ever had it or its client has left.

@@ -50,6 +50,7 @@ type options struct {
 	publicPort     string
 	drainTimeout   time.Duration
 	allowKeys      string
+	metricsListen  string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -68,6 +69,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /_keyhole/metrics on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
 	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
 	cli.SetUsage(fs, "usage: proxy [flags]")
@@ -143,6 +145,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		TunnelRate:     o.tunnelRate,
 		TrustedProxies: trusted,
 		Node:           o.node,
+		PrivateMetrics: o.metricsListen != "",
 		Logger:         log,
 	}
 	var allow *allowList
@@ -176,6 +179,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stop := reloadOnHangup(allow, srv, log)
 		defer stop()
 	}
+	if o.metricsListen != "" {
+		stop, err := serveOps(o.metricsListen, srv, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	apex := srv.ApexURL()
 	fmt.Fprintln(stdout, apex)
 	log.Info("proxy listening", "addr", ln.Addr().String(), "domain", o.domain, "node", srv.Node(), "url", apex)
@@ -203,4 +213,29 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	srv.Close()
 	log.Info("stopped")
 	return nil
+}
+
+// serveOps serves health and metrics on addr until the returned function
+// is called.
+func serveOps(addr string, srv *proxy.Server, log *slog.Logger) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           srv.OpsHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		hs.Serve(ln)
+	}()
+	log.Info("serving health and metrics", "addr", ln.Addr().String())
+	return func() {
+		hs.Close()
+		<-done
+	}, nil
 }

@@ -423,3 +423,41 @@ func TestProcessesAllowKeys(t *testing.T) {
 		t.Errorf("proxy did not log the reload:\n%s", px.stderr.String())
 	}
 }
+
+// TestProcessesMetricsListen runs the proxy binary with --metrics-listen:
+// health and metrics answer there, and metrics no longer on the public
+// apex host.
+func TestProcessesMetricsListen(t *testing.T) {
+	proxyBin, _ := buildBinaries(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opsAddr := ln.Addr().String()
+	ln.Close()
+	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--metrics-listen", opsAddr)
+	u, err := url.Parse(apex)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
+	}
+	if code, body := get(t, "http://"+opsAddr+"/_keyhole/metrics", ""); code != 200 || !strings.Contains(body, "keyhole_proxy_links_active 0") {
+		t.Errorf("metrics on --metrics-listen: got %d %q", code, body)
+	}
+	if code, _ := get(t, "http://"+opsAddr+"/healthz", ""); code != 200 {
+		t.Errorf("health on --metrics-listen: got %d", code)
+	}
+	if code, _ := get(t, "http://127.0.0.1:"+u.Port()+"/_keyhole/metrics", "localhost"); code != http.StatusNotFound {
+		t.Errorf("metrics on the apex host with --metrics-listen: got %d, want 404", code)
+	}
+
+	// An address it cannot listen on stops it with the flag's name.
+	p := runProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--metrics-listen", opsAddr)
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a proxy whose --metrics-listen address is taken kept running")
+	}
+	if !strings.Contains(p.stderr.String(), "--metrics-listen") {
+		t.Errorf("proxy stderr does not name the flag:\n%s", p.stderr.String())
+	}
+}

@@ -45,6 +45,9 @@ type Config struct {
 	// Allow, when set, says which labels may register: a client whose
 	// verified key it refuses gets ErrNotAllowed. Nil allows every key.
 	Allow func(label string) bool
+	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
+	// OpsHandler serves it, on an address of the operator's choosing.
+	PrivateMetrics bool
 
 	Node     string            // this node's name on the bus; default random
 	Bus      bus.Bus           // default: a private in-memory bus (single node)
@@ -129,11 +132,28 @@ func New(cfg Config) (*Server, error) {
 	}()
 	r := chi.NewRouter()
 	r.Get(ConnectPath, s.serveConnect)
-	r.Get("/healthz", s.serveHealth)
-	r.Get("/_keyhole/metrics", s.serveMetrics)
+	r.Get(HealthPath, s.serveHealth)
+	if !cfg.PrivateMetrics {
+		r.Get(MetricsPath, s.serveMetrics)
+	}
 	r.Get("/", s.serveIndex)
 	s.apex = r
 	return s, nil
+}
+
+// Paths the apex host and OpsHandler serve.
+const (
+	HealthPath  = "/healthz"
+	MetricsPath = "/_keyhole/metrics"
+)
+
+// OpsHandler serves health and metrics alone, whatever the Host, for a
+// listener on an internal address.
+func (s *Server) OpsHandler() http.Handler {
+	r := chi.NewRouter()
+	r.Get(HealthPath, s.serveHealth)
+	r.Get(MetricsPath, s.serveMetrics)
+	return r
 }
 
 // Stats returns the server's counters.

@@ -51,6 +51,7 @@ type options struct {
 	drainTimeout   time.Duration
 	allowKeys      string
 	metricsListen  string
+	proxyProtocol  bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -67,6 +68,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.clientRate, "client-rate", 100000, "`messages` per second one client link may send (0 = unlimited)")
 	fs.Float64Var(&o.tunnelRate, "tunnel-rate", 25000, "visitor `requests` per second per hostname before 429 (0 = unlimited)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
+	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /_keyhole/metrics on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
@@ -126,11 +128,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.proxyProtocol && len(trusted) == 0 {
+		return errors.New("--proxy-protocol needs --trusted-proxies: the load balancers whose PROXY headers to believe")
+	}
 	ln, err := net.Listen("tcp", o.listen)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
+	if o.proxyProtocol {
+		ln = proxyProtocolListener(ln, trusted)
+	}
 	port := o.publicPort
 	if port == "" {
 		_, port, _ = net.SplitHostPort(ln.Addr().String())

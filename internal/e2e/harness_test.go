@@ -85,9 +85,15 @@ func newKey(t *testing.T) ed25519.PrivateKey {
 // startClient runs a client for target and waits until its tunnel is up.
 func startClient(t *testing.T, p *testProxy, target string, key ed25519.PrivateKey, opts ...clientOpt) *testClient {
 	t.Helper()
+	return startClientAt(t, p.wsURL(), target, key, opts...)
+}
+
+// startClientAt runs a client whose link goes to proxyURL.
+func startClientAt(t *testing.T, proxyURL, target string, key ed25519.PrivateKey, opts ...clientOpt) *testClient {
+	t.Helper()
 	ready := make(chan string, 16)
 	cfg := client.Config{
-		Proxy:      p.wsURL(),
+		Proxy:      proxyURL,
 		Target:     target,
 		Key:        key,
 		MinBackoff: 50 * time.Millisecond,

@@ -461,3 +461,104 @@ func TestProcessesMetricsListen(t *testing.T) {
 		t.Errorf("proxy stderr does not name the flag:\n%s", p.stderr.String())
 	}
 }
+
+// TestProcessesProxyProtocol runs the proxy binary behind a layer-4
+// balancer that speaks the PROXY protocol: the address in a trusted peer's
+// header is the visitor's, in X-Forwarded-For; a trusted peer without a
+// header, and another peer with one, are refused.
+func TestProcessesProxyProtocol(t *testing.T) {
+	proxyBin, _ := buildBinaries(t)
+	if out := runOnce(proxyBin, "--listen", "127.0.0.1:0", "--proxy-protocol"); !strings.Contains(out, "--proxy-protocol needs --trusted-proxies") {
+		t.Errorf("--proxy-protocol alone: got %q, want it refused", out)
+	}
+	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0",
+		"--proxy-protocol", "--trusted-proxies", "127.0.0.1/32")
+	u, err := url.Parse(apex)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
+	}
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
+	})
+	// The client's link comes through the balancer too, so it sends a
+	// header; the client itself knows nothing of it.
+	lbAddr := startPROXYRelay(t, net.JoinHostPort("127.0.0.1", u.Port()), "198.51.100.20")
+	c := startClientAt(t, "ws://"+lbAddr, be.URL, newKey(t))
+	host := hostOf(c.url)
+
+	raw := func(from, preface string) string {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+		conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", u.Port()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "%sGET / HTTP/1.1\r\nHost: %s\r\nX-Forwarded-For: 6.6.6.6\r\nConnection: close\r\n\r\n", preface, host)
+		out, _ := io.ReadAll(conn)
+		return string(out)
+	}
+	v1 := "PROXY TCP4 203.0.113.7 127.0.0.1 51000 443\r\n"
+	if got := raw("127.0.0.1", v1); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.HasSuffix(got, "\r\n\r\n203.0.113.7") {
+		t.Errorf("trusted balancer with a v1 header: got %q, want 200 with X-Forwarded-For 203.0.113.7", got)
+	}
+	if got := raw("127.0.0.1", ""); strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Errorf("trusted balancer without a header: got %q, want it refused", got)
+	}
+	if got := raw("127.0.0.2", v1); strings.HasPrefix(got, "HTTP/1.1 200") {
+		t.Errorf("untrusted peer with a header: got %q, want it refused", got)
+	}
+	if got := raw("127.0.0.2", ""); !strings.HasPrefix(got, "HTTP/1.1 200") || !strings.HasSuffix(got, "\r\n\r\n127.0.0.2") {
+		t.Errorf("untrusted peer without a header: got %q, want 200 with its own address", got)
+	}
+}
+
+// runOnce runs bin, which should exit at once, and returns what it printed.
+func runOnce(bin string, args ...string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, bin, args...).CombinedOutput()
+	return string(out)
+}
+
+// startPROXYRelay starts a layer-4 balancer to addr that opens every
+// connection with a PROXY v1 header naming visitor as its source.
+func startPROXYRelay(t *testing.T, addr, visitor string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			fmt.Fprintf(out, "PROXY TCP4 %s 127.0.0.1 40000 443\r\n", visitor)
+			mu.Lock()
+			conns = append(conns, in, out)
+			mu.Unlock()
+			wg.Go(func() { io.Copy(out, in); out.Close() })
+			wg.Go(func() { io.Copy(in, out); in.Close() })
+		}
+	})
+	return ln.Addr().String()
+}

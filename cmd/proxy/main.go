@@ -52,6 +52,7 @@ type options struct {
 	allowKeys      string
 	metricsListen  string
 	proxyProtocol  bool
+	hostOnly       bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -68,6 +69,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Float64Var(&o.clientRate, "client-rate", 100000, "`messages` per second one client link may send (0 = unlimited)")
 	fs.Float64Var(&o.tunnelRate, "tunnel-rate", 25000, "visitor `requests` per second per hostname before 429 (0 = unlimited)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
+	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie any Domain but the tunnel's own hostname, so no tunnel sets cookies its siblings receive")
 	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
@@ -144,17 +146,18 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, port, _ = net.SplitHostPort(ln.Addr().String())
 	}
 	cfg := proxy.Config{
-		Domain:         o.domain,
-		PublicScheme:   o.publicScheme,
-		PublicPort:     port,
-		RequestTimeout: o.requestTimeout,
-		MaxBody:        o.maxBody,
-		ClientRate:     o.clientRate,
-		TunnelRate:     o.tunnelRate,
-		TrustedProxies: trusted,
-		Node:           o.node,
-		PrivateMetrics: o.metricsListen != "",
-		Logger:         log,
+		Domain:          o.domain,
+		PublicScheme:    o.publicScheme,
+		PublicPort:      port,
+		RequestTimeout:  o.requestTimeout,
+		MaxBody:         o.maxBody,
+		ClientRate:      o.clientRate,
+		TunnelRate:      o.tunnelRate,
+		TrustedProxies:  trusted,
+		Node:            o.node,
+		PrivateMetrics:  o.metricsListen != "",
+		HostOnlyCookies: o.hostOnly,
+		Logger:          log,
 	}
 	var allow *allowList
 	if o.allowKeys != "" {

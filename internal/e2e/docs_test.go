@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"keyhole/internal/proxy"
 )
 
 // The flags the docs and deploy files use are the flags the binaries take:
@@ -124,4 +126,27 @@ func readDoc(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// Every counter the proxy serves is named in README's monitoring list and
+// the operator guide's table.
+func TestDocsNameEveryMetric(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	_, body := get(t, "http://"+p.addr+proxy.MetricsPath, "localhost")
+	root := filepath.Join("..", "..")
+	readme := readDoc(t, filepath.Join(root, "README.md"))
+	guide := readDoc(t, filepath.Join(root, "deploy", "OPERATORS.md"))
+	n := 0
+	for line := range strings.Lines(body) {
+		name, _, _ := strings.Cut(strings.TrimPrefix(line, "keyhole_proxy_"), " ")
+		n++
+		for doc, text := range map[string]string{"README.md": readme, "OPERATORS.md": guide} {
+			if !strings.Contains(text, "`"+name+"`") {
+				t.Errorf("%s does not name the metric keyhole_proxy_%s", doc, name)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("metrics: got %d lines:\n%s", n, body)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -522,4 +523,46 @@ func TestWebSocketTeardownWhenClientGoes(t *testing.T) {
 		waitFor(t, "no active WebSockets", func() bool { return p.Stats().WebSocketsActive.Load() == 0 })
 	}()
 	leaktest.Check(t, base)
+}
+
+// With HostOnlyCookies, a service's cookie for the proxy's domain (which
+// every other tunnel would receive) reaches the visitor as a cookie for the
+// tunnel's own host, on plain responses and WebSocket handshakes alike;
+// without it, every Set-Cookie is passed as it is.
+func TestHostOnlyCookies(t *testing.T) {
+	cookies := []string{"a=1; Domain=localhost; Path=/", "b=2; HttpOnly", "c=3; domain=.LOCALHOST; Secure"}
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		h := http.Header{"Set-Cookie": cookies}
+		if r.Header.Get("Upgrade") != "" {
+			ws, err := (&websocket.Upgrader{}).Upgrade(w, r, h)
+			if err == nil {
+				ws.Close()
+			}
+			return
+		}
+		w.Header()["Set-Cookie"] = cookies
+	})
+	for _, isolate := range []bool{false, true} {
+		p := startProxy(t, proxy.Config{HostOnlyCookies: isolate})
+		c := startClient(t, p, be.URL, newKey(t))
+		want := cookies
+		if isolate {
+			want = []string{"a=1; Path=/", "b=2; HttpOnly", "c=3; Secure"}
+		}
+		resp, err := visitor(p).Get(c.url + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header["Set-Cookie"]; !slices.Equal(got, want) {
+			t.Errorf("HostOnlyCookies %v, HTTP: got %q, want %q", isolate, got, want)
+		}
+		_, wsResp := wsDial(t, p, c.url, nil)
+		if got := wsResp.Header["Set-Cookie"]; !slices.Equal(got, want) {
+			t.Errorf("HostOnlyCookies %v, WebSocket: got %q, want %q", isolate, got, want)
+		}
+		if n, wantN := p.Stats().CookieDomains.Load(), map[bool]int64{false: 0, true: 4}[isolate]; n != wantN {
+			t.Errorf("HostOnlyCookies %v: CookieDomains %d, want %d", isolate, n, wantN)
+		}
+	}
 }

@@ -237,6 +237,7 @@ func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, up upstre
 		return fmt.Errorf("%w: %d bytes declared", ErrResponseTooLarge, head.ContentLength)
 	}
 	hop.Remove(head.Header)
+	s.isolateCookies(head.Header, r.Host)
 	dst := w.Header()
 	for k, v := range head.Header {
 		dst[k] = v

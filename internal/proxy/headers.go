@@ -65,3 +65,39 @@ func (s *Server) trusted(a netip.Addr) bool {
 	}
 	return false
 }
+
+// isolateCookies applies HostOnlyCookies to a response for a visitor of
+// host (the request's Host).
+func (s *Server) isolateCookies(h http.Header, host string) {
+	if s.cfg.HostOnlyCookies && len(h["Set-Cookie"]) > 0 {
+		s.stats.CookieDomains.Add(int64(hostOnlyCookies(h, canonicalHost(host))))
+	}
+}
+
+// hostOnlyCookies removes, from each Set-Cookie in h, a Domain attribute
+// that names anything but host. Every tunnel is a sibling under the
+// proxy's domain, so a cookie for Domain=<domain> (or a parent of it)
+// would reach every other tunnel; without the attribute the browser keeps
+// the cookie for host alone. It returns how many attributes it removed.
+func hostOnlyCookies(h http.Header, host string) int {
+	removed := 0
+	for i, c := range h["Set-Cookie"] {
+		parts := strings.Split(c, ";")
+		kept := parts[:1] // name=value
+		for _, p := range parts[1:] {
+			name, value, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(strings.TrimSpace(name), "Domain") {
+				d := strings.ToLower(strings.TrimPrefix(strings.TrimSpace(value), "."))
+				if d != host {
+					removed++
+					continue
+				}
+			}
+			kept = append(kept, p)
+		}
+		if len(kept) != len(parts) {
+			h["Set-Cookie"][i] = strings.Join(kept, ";")
+		}
+	}
+	return removed
+}

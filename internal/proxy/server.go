@@ -45,6 +45,10 @@ type Config struct {
 	// Allow, when set, says which labels may register: a client whose
 	// verified key it refuses gets ErrNotAllowed. Nil allows every key.
 	Allow func(label string) bool
+	// HostOnlyCookies removes from the services' Set-Cookie fields any
+	// Domain attribute but the tunnel's own hostname, so no tunnel can set
+	// cookies for its siblings or the proxy's parent domains.
+	HostOnlyCookies bool
 	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
 	// OpsHandler serves it, on an address of the operator's choosing.
 	PrivateMetrics bool

@@ -30,6 +30,7 @@ type Stats struct {
 	RoutingErrors      atomic.Int64 // requests that could not reach another node
 	WebSockets         atomic.Int64 // visitor WebSockets opened
 	WebSocketsActive   atomic.Int64
+	CookieDomains      atomic.Int64 // Set-Cookie Domain attributes removed (HostOnlyCookies)
 }
 
 // WriteTo writes the counters in the Prometheus text format.

@@ -110,6 +110,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, up upstream, st
 	hop.Remove(h)
 	hop.RemoveHandshake(h)
 	delete(h, "Sec-Websocket-Protocol")
+	s.isolateCookies(h, r.Host)
 	u := websocket.Upgrader{
 		WriteBufferSize: messages.MaxFrame + 16,
 		WriteBufferPool: &wsBuffers,

@@ -1,0 +1,34 @@
+package proxy
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestHostOnlyCookies(t *testing.T) {
+	const host = "abc.tunnel.example.com"
+	for _, tc := range []struct{ in, want string }{
+		{"a=1", "a=1"},
+		{"a=1; Path=/; HttpOnly", "a=1; Path=/; HttpOnly"},
+		{"a=1; Domain=tunnel.example.com; Path=/", "a=1; Path=/"},
+		{"a=1; domain=.TUNNEL.example.com", "a=1"},
+		{"a=1; Path=/; Domain=example.com; Secure", "a=1; Path=/; Secure"},
+		{"a=1;Domain=com;SameSite=Lax", "a=1;SameSite=Lax"},
+		{"a=1; Domain=other.tunnel.example.com", "a=1"},
+		{"a=1; Domain=" + host + "; Path=/", "a=1; Domain=" + host + "; Path=/"},
+		{"a=1; Domain=.ABC.tunnel.example.com", "a=1; Domain=.ABC.tunnel.example.com"},
+		{"a=x;y; Domain=example.com", "a=x;y"}, // a malformed value keeps its bytes
+		{"Domain=example.com", "Domain=example.com"},   // the name=value pair itself is never touched
+		{"a=1; Domain=", "a=1"},
+	} {
+		h := http.Header{"Set-Cookie": {tc.in}}
+		hostOnlyCookies(h, host)
+		if got := h.Get("Set-Cookie"); got != tc.want {
+			t.Errorf("%q: got %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	h := http.Header{"Set-Cookie": {"a=1; Domain=example.com", "b=2", "c=3; Domain=" + host, "d=4; Domain=tunnel.example.com; Domain=x"}}
+	if n := hostOnlyCookies(h, host); n != 3 {
+		t.Errorf("removed %d attributes, want 3", n)
+	}
+}

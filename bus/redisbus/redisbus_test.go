@@ -78,15 +78,7 @@ func TestNewRefuses(t *testing.T) {
 // else with access to the Redis could, and checks that none reaches the
 // handler and each is counted.
 func TestForgedDropped(t *testing.T) {
-	srv := redistest.Start(t)
-	prefix := redistest.Prefix(t)
-	recv := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	srv, prefix, recv, got := listen(t)
 
 	raw := srv.NewClient(t)
 	ctx := context.Background()
@@ -155,15 +147,7 @@ func TestForgedDropped(t *testing.T) {
 // TestStaleDropped sends authentic messages with timestamps just outside
 // and just inside the window.
 func TestStaleDropped(t *testing.T) {
-	srv := redistest.Start(t)
-	prefix := redistest.Prefix(t)
-	recv := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	srv, prefix, recv, got := listen(t)
 	raw := srv.NewClient(t)
 	channel := prefix + ":node:n"
 	sender := handSender{8, 7, 6, 5, 4, 3, 2, 1}
@@ -337,6 +321,22 @@ func receive(t *testing.T, got <-chan []byte) []byte {
 	}
 }
 
+// listen starts a redis-server and a bus subscribed there as node "n";
+// it returns the server, the prefix, the bus and what the bus receives.
+func listen(t *testing.T) (*redistest.Server, string, *redisbus.Bus, <-chan []byte) {
+	t.Helper()
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	recv := newBus(t, srv.NewClient(t), prefix, secret)
+	got := make(chan []byte, 100)
+	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return srv, prefix, recv, got
+}
+
 func newBus(t *testing.T, client redis.UniversalClient, prefix string, secret []byte) *redisbus.Bus {
 	t.Helper()
 	b, err := redisbus.New(client, redisbus.Options{
@@ -394,17 +394,9 @@ func handSealV1(secret []byte, channel string, ts time.Time, msg []byte) []byte 
 // can read the Redis could, and publishes the very same bytes again: the
 // handler sees the message once, and the replay is counted.
 func TestReplayDropped(t *testing.T) {
-	srv := redistest.Start(t)
-	prefix := redistest.Prefix(t)
+	srv, prefix, recv, got := listen(t)
 	channel := prefix + ":node:n"
 	ctx := context.Background()
-	recv := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
 	spy := srv.NewClient(t).Subscribe(ctx, channel)
 	t.Cleanup(func() { _ = spy.Close() })
 	if _, err := spy.Receive(ctx); err != nil { // the subscribe confirmation
@@ -454,17 +446,9 @@ func TestReplayDropped(t *testing.T) {
 // a counter is taken once, in any order within the window, never below it,
 // and only authentic, fresh messages move the window.
 func TestReplayWindow(t *testing.T) {
-	srv := redistest.Start(t)
-	prefix := redistest.Prefix(t)
+	srv, prefix, recv, got := listen(t)
 	channel := prefix + ":node:n"
 	ctx := context.Background()
-	recv := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
 	raw := srv.NewClient(t)
 
 	const window = 8192 // counters a receiver remembers per sender, as documented

@@ -122,6 +122,23 @@ func startClientAt(t *testing.T, proxyURL, target string, key ed25519.PrivateKey
 	return tc
 }
 
+// runClient runs a client with cfg until the test ends and returns the
+// URL of each registration as it comes.
+func runClient(t *testing.T, cfg client.Config) <-chan string {
+	t.Helper()
+	ready := make(chan string, 16)
+	cfg.Ready = func(u string) { ready <- u }
+	c, err := client.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ready
+}
+
 // stop kills the client and waits until it has let go of everything.
 func (c *testClient) stop() {
 	c.cancel()

@@ -161,20 +161,11 @@ func TestClientNoticesSilentLinkAndReconnects(t *testing.T) {
 	p := startProxy(t, proxy.Config{})
 	relay := startRelay(t, p.addr)
 	be := backend(t, echo)
-	ready := make(chan string, 4)
-	c, err := client.New(client.Config{
+	ready := runClient(t, client.Config{
 		Proxy: "ws://" + relay.addr(), Target: be.URL, Key: newKey(t),
 		PingInterval: 100 * time.Millisecond, Timeout: 500 * time.Millisecond,
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Ready: func(u string) { ready <- u },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	url := <-ready
 	// The network path goes silent: no bytes either way, no FIN.
 	relay.freeze()
@@ -199,19 +190,10 @@ func TestDrainMovesClientsToAnotherNode(t *testing.T) {
 	b := startProxy(t, proxy.Config{Node: "b", Bus: shared, Registry: routes})
 	lb := startRelay(t, a.addr, b.addr)
 	be := backend(t, echo)
-	ready := make(chan string, 8)
-	c, err := client.New(client.Config{
+	ready := runClient(t, client.Config{
 		Proxy: "ws://" + lb.addr(), Target: be.URL, Key: newKey(t),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Ready: func(u string) { ready <- u },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	url := <-ready
 	if a.Stats().LinksActive.Load() != 1 {
 		t.Fatal("the balancer's first connection should land on node a")
@@ -289,19 +271,10 @@ func TestDrainFinishesRequestsOnTheOldLink(t *testing.T) {
 		}
 		io.WriteString(w, "done "+r.URL.Path)
 	})
-	ready := make(chan string, 8)
-	c, err := client.New(client.Config{
+	ready := runClient(t, client.Config{
 		Proxy: "ws://" + lb.addr(), Target: be.URL, Key: newKey(t),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
-		Ready: func(u string) { ready <- u },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	url := <-ready
 
 	type result struct {
@@ -367,19 +340,10 @@ func TestClientReconnectsAtOnceWhenDrainedLinkCloses(t *testing.T) {
 	// A balancer without health checks: node a while it accepts.
 	lb := startFailoverRelay(t, a.addr, b.addr)
 	be := backend(t, echo)
-	ready := make(chan string, 8)
-	c, err := client.New(client.Config{
+	ready := runClient(t, client.Config{
 		Proxy: "ws://" + lb.addr(), Target: be.URL, Key: newKey(t),
 		MinBackoff: 20 * time.Millisecond, MaxBackoff: 10 * time.Second,
-		Ready: func(u string) { ready <- u },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	url := <-ready
 
 	// Node a drains for 4 s: the client's new links land on a and are
@@ -472,19 +436,10 @@ func TestClientStartedBeforeProxy(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close() // a port nothing listens on yet
-	ready := make(chan string, 1)
-	c, err := client.New(client.Config{
+	ready := runClient(t, client.Config{
 		Proxy: "ws://" + addr, Target: backend(t, echo).URL, Key: newKey(t),
 		MinBackoff: 100 * time.Millisecond, MaxBackoff: 10 * time.Second,
-		Ready: func(u string) { ready <- u },
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	// Long enough that doubling backoff would have grown past a second.
 	time.Sleep(1500 * time.Millisecond)
 	startProxyOn(t, addr, proxy.Config{})

@@ -17,8 +17,8 @@ func TestHostOnlyCookies(t *testing.T) {
 		{"a=1; Domain=other.tunnel.example.com", "a=1"},
 		{"a=1; Domain=" + host + "; Path=/", "a=1; Domain=" + host + "; Path=/"},
 		{"a=1; Domain=.ABC.tunnel.example.com", "a=1; Domain=.ABC.tunnel.example.com"},
-		{"a=x;y; Domain=example.com", "a=x;y"}, // a malformed value keeps its bytes
-		{"Domain=example.com", "Domain=example.com"},   // the name=value pair itself is never touched
+		{"a=x;y; Domain=example.com", "a=x;y"},       // a malformed value keeps its bytes
+		{"Domain=example.com", "Domain=example.com"}, // the name=value pair itself is never touched
 		{"a=1; Domain=", "a=1"},
 	} {
 		h := http.Header{"Set-Cookie": {tc.in}}

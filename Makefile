@@ -4,11 +4,14 @@ BIN                 := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME            ?= 20s
 
-.PHONY: test vet staticcheck deps race fuzz bench build
+.PHONY: test fmt vet staticcheck deps race fuzz bench build
 
-# The test command: vet, staticcheck, every test under the race detector,
-# then a short fuzz run of the frame decoder.
-test: vet staticcheck deps race fuzz
+# The test command: formatting, vet, staticcheck, every test under the race
+# detector, then a short fuzz run of the frame decoder.
+test: fmt vet staticcheck deps race fuzz
+
+fmt:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt -w these files:"; echo "$$out"; exit 1; fi
 
 vet:
 	$(GO) vet ./...

@@ -42,6 +42,7 @@ type options struct {
 	key        string
 	hostHeader string
 	headers    cli.Strings
+	basicAuth  cli.Strings
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -53,6 +54,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.key, "key", "", "key `file`; created with mode 0600 if missing (default: keyhole/client.key in the user config directory)")
 	fs.StringVar(&o.hostHeader, "host-header", "", "Host sent to the service: empty passes the visitor's, 'rewrite' sends the target's, anything else is sent as is")
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
+	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
 	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -111,6 +113,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Key:        key,
 		HostHeader: o.hostHeader,
 		Header:     header,
+		BasicAuth:  o.basicAuth,
 		Logger:     log,
 		Ready: func(url string) {
 			once.Do(func() { fmt.Fprintln(stdout, url) })

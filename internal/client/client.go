@@ -29,6 +29,10 @@ type Config struct {
 	Key        ed25519.PrivateKey // the client's identity
 	HostHeader string             // "" passes the visitor's Host, "rewrite" sends the target's, anything else is sent as is
 	Header     http.Header        // set on every request toward the service
+	// BasicAuth, when set, lists "user:password" pairs; a visitor must
+	// present one (HTTP Basic authentication) or is answered 401 by the
+	// client, and the service never sees the credentials.
+	BasicAuth []string
 
 	// Ready is called with the public URL each time a link registers.
 	Ready func(url string)
@@ -50,6 +54,7 @@ type Client struct {
 	connect  string // the proxy's link endpoint
 	instance [messages.InstanceSize]byte
 	wg       sync.WaitGroup // sessions draining after a GoAway
+	auth     basicAuth      // nil: no credentials needed
 }
 
 // ConnectPath is the proxy's link endpoint on its apex host.
@@ -81,6 +86,11 @@ func New(cfg Config) (*Client, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	c := &Client{cfg: cfg, log: cfg.Logger, target: target, connect: connect}
+	if len(cfg.BasicAuth) > 0 {
+		if c.auth, err = newBasicAuth(cfg.BasicAuth); err != nil {
+			return nil, fmt.Errorf("client: %w", err)
+		}
+	}
 	crand.Read(c.instance[:])
 	return c, nil
 }

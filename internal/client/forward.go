@@ -15,6 +15,9 @@ import (
 
 // serveHTTP answers one visitor request from the private service.
 func (s *session) serveHTTP(st *stream, head *messages.RequestHead, noBody bool) {
+	if !s.authorize(st, head, messages.TypeHTTPResponse) {
+		return
+	}
 	start := time.Now()
 	req, err := s.c.request(st, head, noBody)
 	if err != nil {

@@ -25,6 +25,9 @@ import (
 // serveWebSocket opens the visitor's WebSocket on the private service and
 // relays it, or relays the service's refusal.
 func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
+	if !s.authorize(st, head, messages.TypeWSResponse) {
+		return
+	}
 	req, err := s.c.request(st, head, true)
 	if err != nil {
 		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
+	"keyhole/internal/client"
 	"keyhole/internal/proxy"
 )
 
@@ -530,6 +534,81 @@ func TestHTTPAddsNoResponseHeaders(t *testing.T) {
 		delete(resp.Header, "Content-Length")
 		if len(resp.Header) != 1 || resp.Header.Get("X-Only") != "this" || string(got) != body {
 			t.Errorf("%s: got headers %v and body %q, want only X-Only and the body", path, resp.Header, got)
+		}
+	}
+}
+
+// With BasicAuth the client answers 401 itself until a visitor gives one
+// of its credentials, and the service never sees them.
+func TestBasicAuth(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	var hits atomic.Int64
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if r.Header.Get("Upgrade") != "" {
+			if ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil); err == nil {
+				ws.Close()
+			}
+			return
+		}
+		fmt.Fprintf(w, "authorization=%q", r.Header.Get("Authorization"))
+	})
+	c := startClient(t, p, be.URL, newKey(t), func(cfg *client.Config) {
+		cfg.BasicAuth = []string{"ann:correct horse", "bo:battery staple"}
+	})
+	for _, tc := range []struct {
+		name, user, pass string
+		want             int
+	}{
+		{"none", "", "", 401},
+		{"wrong password", "ann", "battery staple", 401},
+		{"unknown user", "cy", "correct horse", 401},
+		{"ann", "ann", "correct horse", 200},
+		{"bo", "bo", "battery staple", 200},
+	} {
+		before := hits.Load()
+		req, _ := http.NewRequest("POST", c.url+"/x", strings.NewReader("body"))
+		if tc.user != "" {
+			req.SetBasicAuth(tc.user, tc.pass)
+		}
+		resp, err := visitor(p).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("%s: got %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+		reached := hits.Load() != before
+		if tc.want == 401 {
+			if reached {
+				t.Errorf("%s: the service was reached", tc.name)
+			}
+			if got := resp.Header.Get("Www-Authenticate"); !strings.HasPrefix(got, "Basic ") {
+				t.Errorf("%s: WWW-Authenticate %q, want a Basic challenge", tc.name, got)
+			}
+		} else if string(body) != `authorization=""` {
+			t.Errorf("%s: the service saw %s, want no credentials", tc.name, body)
+		}
+	}
+
+	// A WebSocket handshake needs them too.
+	d := websocket.Dialer{NetDial: func(network, _ string) (net.Conn, error) { return net.Dial(network, p.addr) }}
+	wsURL := strings.Replace(c.url, "http://", "ws://", 1) + "/socket"
+	if _, resp, err := d.Dial(wsURL, nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		t.Errorf("WebSocket without credentials: got %v, want 401", err)
+	}
+	h := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("bo:battery staple"))}}
+	ws, _, err := d.Dial(wsURL, h)
+	if err != nil {
+		t.Fatalf("WebSocket with credentials: %v", err)
+	}
+	ws.Close()
+
+	for _, bad := range [][]string{{"ann"}, {":password"}, {"ann:short"}} {
+		if _, err := client.New(client.Config{Proxy: p.wsURL(), Target: be.URL, Key: newKey(t), BasicAuth: bad}); err == nil {
+			t.Errorf("BasicAuth %q: got no error", bad)
 		}
 	}
 }

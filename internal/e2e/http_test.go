@@ -365,7 +365,7 @@ func TestHTTPVisitorTable(t *testing.T) {
 		dead.Close()
 		c2 := startClient(t, p, dead.URL, newKey(t))
 		resp, body, _ := get(t, "GET", c2.url+"/", nil)
-		if resp.StatusCode != 502 || !strings.Contains(body, "connection refused") {
+		if resp.StatusCode != 502 || !strings.HasPrefix(body, "keyhole client: private service failed: ") || !strings.Contains(body, "connection refused") {
 			t.Errorf("got %d %q, want 502 saying connection refused", resp.StatusCode, body)
 		}
 	})

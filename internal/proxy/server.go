@@ -252,6 +252,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, host string, err e
 	switch code {
 	case http.StatusNotFound:
 		msg = fmt.Sprintf("keyhole: %s: %v", host, err)
+	case http.StatusBadGateway:
+		if !strings.HasPrefix(msg, "keyhole client: ") { // the client's own message says who
+			msg = "keyhole: " + msg
+		}
 	default:
 		msg = "keyhole: " + msg
 	}

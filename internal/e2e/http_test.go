@@ -20,8 +20,10 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"keyhole/bus"
 	"keyhole/internal/client"
 	"keyhole/internal/proxy"
+	"keyhole/registry"
 )
 
 // echo is a backend that answers with what it received.
@@ -610,5 +612,43 @@ func TestBasicAuth(t *testing.T) {
 		if _, err := client.New(client.Config{Proxy: p.wsURL(), Target: be.URL, Key: newKey(t), BasicAuth: bad}); err == nil {
 			t.Errorf("BasicAuth %q: got no error", bad)
 		}
+	}
+}
+
+// A service that flushes many small events in a burst to a visitor that
+// reads slowly: every event arrives, on one node and across nodes. The
+// proxy queues them (bounded in bytes) rather than closing the stream.
+func TestHTTPEventBurstToSlowVisitor(t *testing.T) {
+	const events = 2000
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range events {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+	})
+	shared, routes := bus.NewMemory(), registry.NewMemory()
+	a := startProxy(t, proxy.Config{Node: "a", Bus: shared, Registry: routes})
+	b := startProxy(t, proxy.Config{Node: "b", Bus: shared, Registry: routes})
+	c := startClient(t, a, be.URL, newKey(t))
+	for name, p := range map[string]*testProxy{"same node": a, "across nodes": b} {
+		resp, err := visitor(p).Get(c.url + "/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The visitor reads nothing until the service has sent it all.
+		time.Sleep(300 * time.Millisecond)
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var want strings.Builder
+		for i := range events {
+			fmt.Fprintf(&want, "data: %d\n\n", i)
+		}
+		if err != nil || string(body) != want.String() {
+			t.Errorf("%s: got %d bytes (%v), want all %d events (%d bytes)", name, len(body), err, events, want.Len())
+		}
+	}
+	if n := a.Stats().StreamOverflow.Load() + b.Stats().StreamOverflow.Load(); n != 0 {
+		t.Errorf("%d streams overflowed", n)
 	}
 }

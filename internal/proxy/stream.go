@@ -5,10 +5,14 @@ import (
 	"keyhole/messages"
 )
 
-// Bounds of a stream's inbox. A body within the cap is at most 8 Data
-// frames; a WebSocket may queue many small messages for a slow visitor.
+// Bounds of an HTTP stream's inbox. HTTP streams have no credit, so the
+// inbox holds what the client sends until the visitor takes it: a body
+// within the cap in full chunks (8 frames), or a stream's many small
+// pieces (server-sent events flushed one by one to a visitor that reads
+// slowly). The bytes, which count each frame's overhead too, are the
+// real bound; the frame count only backs them up.
 const (
-	httpQueueFrames = 32
+	httpQueueFrames = 1 << 14
 	httpQueueBytes  = 2 << 20
 )
 

@@ -7,7 +7,7 @@ FUZZTIME            ?= 20s
 .PHONY: test fmt vet staticcheck deps race fuzz bench build
 
 # The test command: formatting, vet, staticcheck, every test under the race
-# detector, then a short fuzz run of the frame decoder.
+# detector, then short fuzz runs of the frame and bus envelope decoders.
 test: fmt vet staticcheck deps race fuzz
 
 fmt:
@@ -33,6 +33,7 @@ race:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./messages
+	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 10s ./bus/redisbus
 
 # Micro-benchmarks of the codec and routing, then the end-to-end benchmark:
 # a backend, a proxy and a client on loopback, compared with talking to the

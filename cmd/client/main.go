@@ -43,6 +43,7 @@ type options struct {
 	hostHeader string
 	headers    cli.Strings
 	basicAuth  cli.Strings
+	insecure   bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -54,6 +55,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.key, "key", "", "key `file`; created with mode 0600 if missing (default: keyhole/client.key in the user config directory)")
 	fs.StringVar(&o.hostHeader, "host-header", "", "Host sent to the service: empty passes the visitor's, 'rewrite' sends the target's, anything else is sent as is")
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
+	fs.BoolVar(&o.insecure, "target-insecure", false, "do not verify the certificate of an https:// target (a local service with a self-signed certificate); the link to the proxy is always verified")
 	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
 	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
 	if err := cli.Parse(fs, args); err != nil {
@@ -108,13 +110,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	var once sync.Once
 	c, err := client.New(client.Config{
-		Proxy:      o.proxy,
-		Target:     o.target,
-		Key:        key,
-		HostHeader: o.hostHeader,
-		Header:     header,
-		BasicAuth:  o.basicAuth,
-		Logger:     log,
+		Proxy:          o.proxy,
+		Target:         o.target,
+		Key:            key,
+		HostHeader:     o.hostHeader,
+		Header:         header,
+		BasicAuth:      o.basicAuth,
+		TargetInsecure: o.insecure,
+		Logger:         log,
 		Ready: func(url string) {
 			once.Do(func() { fmt.Fprintln(stdout, url) })
 		},

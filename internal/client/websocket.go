@@ -55,7 +55,7 @@ func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
 				return nil, err
 			}
 			host, _, _ := net.SplitHostPort(addr)
-			tc := tls.Client(raw, &tls.Config{ServerName: host})
+			tc := tls.Client(raw, &tls.Config{ServerName: host, InsecureSkipVerify: s.c.cfg.TargetInsecure})
 			if err := tc.HandshakeContext(ctx); err != nil {
 				raw.Close()
 				return nil, err

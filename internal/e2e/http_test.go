@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -651,4 +652,45 @@ func TestHTTPEventBurstToSlowVisitor(t *testing.T) {
 	if n := a.Stats().StreamOverflow.Load() + b.Stats().StreamOverflow.Load(); n != 0 {
 		t.Errorf("%d streams overflowed", n)
 	}
+}
+
+// A private service on https:// with a self-signed certificate: refused
+// with a clear 502 unless the client is told not to verify it; then plain
+// requests and WebSockets both reach it.
+func TestTargetInsecure(t *testing.T) {
+	p := startProxy(t, proxy.Config{})
+	be := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "" {
+			if ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil); err == nil {
+				ws.Close()
+			}
+			return
+		}
+		io.WriteString(w, "over TLS")
+	}))
+	t.Cleanup(be.Close)
+
+	strict := startClient(t, p, be.URL, newKey(t))
+	resp, err := visitor(p).Get(strict.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || !strings.Contains(string(body), "certificate") {
+		t.Errorf("self-signed target, verified: got %d %q, want 502 naming the certificate", resp.StatusCode, body)
+	}
+
+	lax := startClient(t, p, be.URL, newKey(t), func(c *client.Config) { c.TargetInsecure = true })
+	resp, err = visitor(p).Get(lax.url + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "over TLS" {
+		t.Errorf("self-signed target, not verified: got %d %q, want 200", resp.StatusCode, body)
+	}
+	ws, _ := wsDial(t, p, lax.url, nil)
+	ws.Close()
 }

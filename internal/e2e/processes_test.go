@@ -562,3 +562,80 @@ func startPROXYRelay(t *testing.T, addr, visitor string) string {
 	})
 	return ln.Addr().String()
 }
+
+// TestProcessesRollingDeploy stops a proxy process the way a supervisor
+// does in a rolling deploy (SIGTERM) while visitors keep coming in on both
+// nodes: its client moves to the other node through the balancer, no
+// visitor gets an error, and the stopped node exits as soon as its client
+// has left, well before its drain timeout.
+func TestProcessesRollingDeploy(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	srv := redistest.Start(t)
+	secret := "process test secret " + rand.Text()
+	a, addrA := startProxyProcess(t, proxyBin, "a", srv.URL(), secret)
+	_, addrB := startProxyProcess(t, proxyBin, "b", srv.URL(), secret)
+	lb := startRelay(t, addrA, addrB) // round robin: the client's first link lands on a
+	be := backend(t, echo)
+	_, publicURL := startProcess(t, "client", clientBin,
+		"--proxy", "ws://"+lb.addr(), "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
+	viaA, viaB := dialVisitor(addrA, 10*time.Second), dialVisitor(addrB, 10*time.Second)
+	checkEcho(t, "through node a, which holds the client", viaA, publicURL)
+
+	var mu sync.Mutex
+	var served int
+	var failed []string
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for name, hc := range map[string]*http.Client{"a": viaA, "b": viaB} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				got := ask(hc, "GET", publicURL+"/deploy", nil)
+				mu.Lock()
+				if got.err != nil || got.code != http.StatusOK {
+					failed = append(failed, fmt.Sprintf("via %s: %d %v", name, got.code, got.err))
+				} else {
+					served++
+				}
+				mu.Unlock()
+				if name == "a" && got.err != nil {
+					return // node a has exited
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	term := time.Now()
+	if err := a.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-a.exited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("node a still running 20s after SIGTERM")
+	}
+	took := time.Since(term)
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+
+	// Node a's own visitors may see its listener close as it exits; node
+	// b's must see nothing at all.
+	for _, f := range failed {
+		if strings.HasPrefix(f, "via b") {
+			t.Errorf("a visitor of node b failed during the deploy: %s", f)
+		}
+	}
+	if took > 10*time.Second {
+		t.Errorf("node a took %v to exit after SIGTERM, want it gone once its client left (drain timeout 30s)", took)
+	}
+	if !strings.Contains(a.stderr.String(), "client is leaving this link") {
+		t.Errorf("node a did not see its client leave:\n%s", a.stderr.String())
+	}
+	checkEcho(t, "through node b after the deploy", viaB, publicURL)
+	t.Logf("node a exited %v after SIGTERM; %d requests served meanwhile, %d failed on node a as it exited", took, served, len(failed))
+}

@@ -48,6 +48,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"keyhole/internal/redisopt"
 	"keyhole/bus"
 )
 
@@ -148,7 +149,7 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 	// at 1 are not taken for replays. rand.Read never fails.
 	rand.Read(b.sender[:])
 	_, b.sharded = client.(*redis.ClusterClient)
-	if !contextTimeoutEnabled(client) {
+	if !redisopt.ContextTimeoutEnabled(client) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
@@ -227,17 +228,4 @@ func (b *Bus) forget(s *subscription) {
 		delete(b.subs, s.node)
 	}
 	b.mu.Unlock()
-}
-
-// contextTimeoutEnabled reports whether client lets a context deadline cut
-// a socket read short. Unknown client types are given the benefit of the
-// doubt.
-func contextTimeoutEnabled(client redis.UniversalClient) bool {
-	switch c := client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }

@@ -40,6 +40,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"keyhole/internal/redisopt"
 	"keyhole/registry"
 )
 
@@ -143,7 +144,7 @@ func New(client redis.UniversalClient, opts Options) (*Registry, error) {
 		r.log = slog.Default()
 	}
 	r.log = r.log.With("component", "redisreg")
-	if !contextTimeoutEnabled(client) {
+	if !redisopt.ContextTimeoutEnabled(client) {
 		r.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	go r.renewLoop()
@@ -338,17 +339,4 @@ func (r *Registry) snapshotLocked() []route {
 
 func (r *Registry) key(label string) string {
 	return r.prefix + ":route:" + label
-}
-
-// contextTimeoutEnabled reports whether client lets a context deadline cut
-// a socket read short. Unknown client types are given the benefit of the
-// doubt.
-func contextTimeoutEnabled(client redis.UniversalClient) bool {
-	switch c := client.(type) {
-	case *redis.Client:
-		return c.Options().ContextTimeoutEnabled
-	case *redis.ClusterClient:
-		return c.Options().ContextTimeoutEnabled
-	}
-	return true
 }

@@ -48,8 +48,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"keyhole/internal/redisopt"
 	"keyhole/bus"
+	"keyhole/internal/redisopt"
 )
 
 // Defaults for Options fields left zero.

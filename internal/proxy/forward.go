@@ -94,28 +94,51 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, label string) e
 	}
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, ErrTimeout)
 	defer cancel()
+	again := retries{
+		// The body is at hand to send again: none, or read whole.
+		moved: head.ContentLength == 0 || body != nil,
+		// The client may have acted on it before its link went away.
+		linkLost: head.ContentLength == 0 && idempotent(r.Method),
+	}
+	return s.withRetries(ctx, label, again, func(up upstream) error {
+		return s.exchange(ctx, w, r, up, &head, body)
+	})
+}
+
+// retries says when a request may be sent again.
+type retries struct {
+	moved    bool // the node the route named no longer held the tunnel (nothing ran)
+	linkLost bool // a link here went away before an answer (the service may have run it)
+}
+
+// withRetries runs attempt on the way route finds to label, and again, on
+// another way, where again allows: once when another node answered that it
+// no longer holds the tunnel (its client moved), and once per link of this
+// node that went away before the client answered.
+func (s *Server) withRetries(ctx context.Context, label string, again retries, attempt func(upstream) error) error {
 	var tried []*clientLink
-	for attempt := 0; ; attempt++ {
+	moved := false
+	for {
 		up, l, err := s.route(ctx, label, tried)
 		if err != nil {
 			return err
 		}
-		err = s.exchange(ctx, w, r, up, &head, body)
-		if err != nil && l == nil {
+		err = attempt(up)
+		switch {
+		case err == nil:
+			return nil
+		case l == nil:
 			s.routes.forget(label)
-			// The node the route named no longer holds the tunnel (its
-			// client moved): ask again once.
-			if movedAway(err) && attempt == 0 && (head.ContentLength == 0 || body != nil) {
-				s.stats.Retried.Add(1)
-				continue
+			if !again.moved || moved || !movedAway(err) {
+				return err
 			}
-		}
-		if errors.Is(err, errRetry) && l != nil && head.ContentLength == 0 && idempotent(r.Method) {
-			s.stats.Retried.Add(1)
+			moved = true
+		case again.linkLost && errors.Is(err, errRetry):
 			tried = append(tried, l)
-			continue
+		default:
+			return err
 		}
-		return err
+		s.stats.Retried.Add(1)
 	}
 }
 

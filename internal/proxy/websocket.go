@@ -39,29 +39,9 @@ func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label st
 	defer cancel()
 	// A handshake has no body, so it can be sent again when its link or
 	// route went away before the service answered.
-	var tried []*clientLink
-	for attempt := 0; ; attempt++ {
-		up, l, err := s.route(ctx, label, tried)
-		if err != nil {
-			return err
-		}
-		err = s.openWebSocket(ctx, w, r, up, &head)
-		if err == nil || attempt > 0 {
-			return err
-		}
-		switch {
-		case l == nil:
-			s.routes.forget(label)
-			if !movedAway(err) {
-				return err
-			}
-		case errors.Is(err, errRetry):
-			tried = append(tried, l)
-		default:
-			return err
-		}
-		s.stats.Retried.Add(1)
-	}
+	return s.withRetries(ctx, label, retries{moved: true, linkLost: true}, func(up upstream) error {
+		return s.openWebSocket(ctx, w, r, up, &head)
+	})
 }
 
 // openWebSocket runs one attempt of a handshake on up and, if the service

@@ -25,6 +25,9 @@ func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logge
 		if o.clusterSecret != "" {
 			return nil, errors.New("--cluster-secret needs --redis")
 		}
+		if o.redisPrefix != redisbus.DefaultPrefix {
+			return nil, errors.New("--redis-prefix needs --redis")
+		}
 		return func() {}, nil
 	}
 	if len(o.clusterSecret) < 16 {
@@ -46,12 +49,12 @@ func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logge
 		host, _ := os.Hostname()
 		cfg.Node = host + "-" + strings.ToLower(rand.Text()[:6])
 	}
-	b, err := redisbus.New(client, redisbus.Options{Secret: []byte(o.clusterSecret), Logger: log})
+	b, err := redisbus.New(client, redisbus.Options{Prefix: o.redisPrefix, Secret: []byte(o.clusterSecret), Logger: log})
 	if err != nil {
 		client.Close()
 		return nil, err
 	}
-	reg, err := redisreg.New(client, redisreg.Options{Logger: log})
+	reg, err := redisreg.New(client, redisreg.Options{Prefix: o.redisPrefix, Logger: log})
 	if err != nil {
 		b.Close()
 		client.Close()

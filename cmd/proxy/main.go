@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"keyhole/bus/redisbus"
 	"keyhole/internal/cli"
 	"keyhole/internal/proxy"
 	"keyhole/limiter"
@@ -53,6 +54,7 @@ type options struct {
 	metricsListen  string
 	proxyProtocol  bool
 	hostOnly       bool
+	redisPrefix    string
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -62,6 +64,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve visitors and clients on")
 	fs.StringVar(&o.domain, "domain", "localhost", "tunnels are served as <label>.`domain`; the domain itself serves client links")
 	fs.StringVar(&o.redis, "redis", "", "redis:// or rediss:// `URL` shared by all proxy nodes; empty runs a single node with no Redis")
+	fs.StringVar(&o.redisPrefix, "redis-prefix", redisbus.DefaultPrefix, "`prefix` of every Redis key and channel the nodes use; clusters that share one Redis need different ones")
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "`secret` every node on the same Redis shares, authenticating their messages (required with --redis)")
 	fs.StringVar(&o.node, "node", "", "this node's `name` in the cluster (default: host name and a random suffix)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "answer 504 when a tunnel has not answered within this `duration`")

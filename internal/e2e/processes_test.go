@@ -639,3 +639,41 @@ func TestProcessesRollingDeploy(t *testing.T) {
 	checkEcho(t, "through node b after the deploy", viaB, publicURL)
 	t.Logf("node a exited %v after SIGTERM; %d requests served meanwhile, %d failed on node a as it exited", took, served, len(failed))
 }
+
+// TestProcessesRedisPrefix runs two clusters on one redis-server, told
+// apart by --redis-prefix (even with the same node names and secret): a
+// tunnel is served by the nodes of its own cluster only.
+func TestProcessesRedisPrefix(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	srv := redistest.Start(t)
+	secret := "process test secret " + rand.Text()
+	start := func(prefix, node string) string {
+		_, line := startProcess(t, "proxy "+prefix+"/"+node, proxyBin,
+			"--listen", "127.0.0.1:0", "--redis", srv.URL(), "--cluster-secret", secret,
+			"--node", node, "--redis-prefix", prefix)
+		u, err := url.Parse(line)
+		if err != nil || u.Port() == "" {
+			t.Fatalf("proxy: first line %q is not its URL: %v", line, err)
+		}
+		return net.JoinHostPort("127.0.0.1", u.Port())
+	}
+	oneA, oneB, twoA := start("one", "a"), start("one", "b"), start("two", "a")
+	be := backend(t, echo)
+	_, publicURL := startProcess(t, "client", clientBin,
+		"--proxy", "ws://"+oneA, "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
+	checkEcho(t, "through the other node of its cluster", dialVisitor(oneB, 10*time.Second), publicURL)
+	if got := ask(dialVisitor(twoA, 10*time.Second), "GET", publicURL+"/", nil); got.code != http.StatusNotFound {
+		t.Errorf("through a node of the other cluster: got %d (%v), want 404", got.code, got.err)
+	}
+	u, _ := url.Parse(publicURL)
+	label, _, _ := strings.Cut(u.Hostname(), ".")
+	rc := srv.NewClient(t)
+	for key, want := range map[string]int64{"one:route:" + label: 1, "two:route:" + label: 0, "keyhole:route:" + label: 0} {
+		if n, err := rc.Exists(context.Background(), key).Result(); err != nil || n != want {
+			t.Errorf("Redis key %s: exists %d (%v), want %d", key, n, err, want)
+		}
+	}
+	if out := runOnce(proxyBin, "--redis-prefix", "x"); !strings.Contains(out, "--redis-prefix needs --redis") {
+		t.Errorf("--redis-prefix alone: got %q, want it refused", out)
+	}
+}

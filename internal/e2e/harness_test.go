@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,6 +121,18 @@ func startClientAt(t *testing.T, proxyURL, target string, key ed25519.PrivateKey
 		t.Fatal("client did not register within 5s")
 	}
 	return tc
+}
+
+// do sends req with hc and returns the response, its body read whole.
+func do(t *testing.T, hc *http.Client, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
 }
 
 // runClient runs a client with cfg until the test ends and returns the

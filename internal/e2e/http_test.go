@@ -283,13 +283,8 @@ func TestHTTPVisitorTable(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest(method, url, body)
 		start := time.Now()
-		resp, err := v.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp, string(b), time.Since(start)
+		resp, b := do(t, v, req)
+		return resp, b, time.Since(start)
 	}
 
 	t.Run("no client connected: 404 at once naming the host", func(t *testing.T) {
@@ -574,12 +569,7 @@ func TestBasicAuth(t *testing.T) {
 		if tc.user != "" {
 			req.SetBasicAuth(tc.user, tc.pass)
 		}
-		resp, err := visitor(p).Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, body := do(t, visitor(p), req)
 		if resp.StatusCode != tc.want {
 			t.Errorf("%s: got %d, want %d", tc.name, resp.StatusCode, tc.want)
 		}
@@ -591,7 +581,7 @@ func TestBasicAuth(t *testing.T) {
 			if got := resp.Header.Get("Www-Authenticate"); !strings.HasPrefix(got, "Basic ") {
 				t.Errorf("%s: WWW-Authenticate %q, want a Basic challenge", tc.name, got)
 			}
-		} else if string(body) != `authorization=""` {
+		} else if body != `authorization=""` {
 			t.Errorf("%s: the service saw %s, want no credentials", tc.name, body)
 		}
 	}
@@ -671,24 +661,16 @@ func TestTargetInsecure(t *testing.T) {
 	t.Cleanup(be.Close)
 
 	strict := startClient(t, p, be.URL, newKey(t))
-	resp, err := visitor(p).Get(strict.url + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 502 || !strings.Contains(string(body), "certificate") {
+	req, _ := http.NewRequest("GET", strict.url+"/", nil)
+	resp, body := do(t, visitor(p), req)
+	if resp.StatusCode != 502 || !strings.Contains(body, "certificate") {
 		t.Errorf("self-signed target, verified: got %d %q, want 502 naming the certificate", resp.StatusCode, body)
 	}
 
 	lax := startClient(t, p, be.URL, newKey(t), func(c *client.Config) { c.TargetInsecure = true })
-	resp, err = visitor(p).Get(lax.url + "/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ = io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || string(body) != "over TLS" {
+	req, _ = http.NewRequest("GET", lax.url+"/", nil)
+	resp, body = do(t, visitor(p), req)
+	if resp.StatusCode != 200 || body != "over TLS" {
 		t.Errorf("self-signed target, not verified: got %d %q, want 200", resp.StatusCode, body)
 	}
 	ws, _ := wsDial(t, p, lax.url, nil)

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,13 +15,8 @@ func get(t *testing.T, url, host string) (int, string) {
 	if host != "" {
 		req.Host = host
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	resp, body := do(t, http.DefaultClient, req)
+	return resp.StatusCode, body
 }
 
 // Health and metrics answer on the apex host (or the proxy's IP address)

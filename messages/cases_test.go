@@ -258,6 +258,15 @@ var registrationResponseCases = []payloadCase{
 	{name: "no url", in: wire(nil).s16("h"), err: ErrMalformed},
 	{name: "url past the end", in: wire(nil).s16("h").u16(3).put('x'), err: ErrMalformed},
 	{name: "trailing byte", in: wire(nil).s16("h").s16("u").u8(0), err: ErrMalformed},
+	{
+		name: "revision 2",
+		in:   wire(nil).s16("h").s16("u").u8(2).i64(512000),
+		want: RegistrationResponse{Hostname: "h", URL: "u", Revision: 2, MaxBody: 512000},
+	},
+	{name: "revision 2, no cap", in: wire(nil).s16("h").s16("u").u8(2).i64(0), want: RegistrationResponse{Hostname: "h", URL: "u", Revision: 2}},
+	{name: "revision 1 with fields", in: wire(nil).s16("h").s16("u").u8(1).i64(0), err: ErrMalformed},
+	{name: "revision 2, cap cut short", in: wire(nil).s16("h").s16("u").u8(2).u16(0), err: ErrMalformed},
+	{name: "revision 2, trailing byte", in: wire(nil).s16("h").s16("u").u8(2).i64(1).u8(0), err: ErrMalformed},
 }
 
 var statusCases = []payloadCase{

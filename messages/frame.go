@@ -13,6 +13,20 @@ import (
 //	1: first version.
 const Version = 1
 
+// Revision is the newest link revision this package speaks. A revision
+// changes what peers do on a link, never the frame layout: a client asks
+// for one with RevisionHeader on its WebSocket upgrade, and the proxy says
+// in its RegistrationResponse which one the link speaks. History:
+//
+//	1: Version 1 as first published: credit on WebSocket streams only.
+//	2: credit on every body (HTTP requests and responses too), and the
+//	   proxy's body cap announced in the RegistrationResponse.
+const Revision = 2
+
+// RevisionHeader is the HTTP field of a client's WebSocket upgrade that
+// asks for a link revision, as a decimal number.
+const RevisionHeader = "Keyhole-Revision"
+
 // Size limits. A frame on the wire is at most MaxFrame bytes; receivers set
 // their WebSocket read limit to it before reading anything.
 const (

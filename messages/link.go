@@ -112,9 +112,19 @@ func SignatureInput(domain string, nonce [NonceSize]byte, q *RegistrationRequest
 //
 //	hostname  string16
 //	url       string16, the public URL visitors use
+//
+// To a client that asked for link revision 2 or later (RevisionHeader on
+// its WebSocket upgrade), the proxy appends:
+//
+//	revision  uint8, the link revision both sides now speak (2)
+//	max body  uint64, the proxy's body and WebSocket message cap in bytes; 0 = no cap
+//
+// A client that did not ask gets the first two fields only (revision 1).
 type RegistrationResponse struct {
 	Hostname string
 	URL      string
+	Revision uint8  // 0 or 1: the fields after URL are absent
+	MaxBody  uint64 // revision 2: the proxy's cap, 0 = none
 }
 
 // Append appends s's encoding to dst; a field over 65,535 bytes or a
@@ -128,13 +138,27 @@ func (s *RegistrationResponse) Append(dst []byte) ([]byte, error) {
 	}
 	start := len(dst)
 	dst = appendString16(appendString16(dst, s.Hostname), s.URL)
+	if s.Revision >= 2 {
+		dst = append(dst, s.Revision)
+		dst = binary.BigEndian.AppendUint64(dst, s.MaxBody)
+	}
 	return checkPayload("registration response", dst, start)
 }
 
-// ParseRegistrationResponse decodes a RegistrationResponse.
+// ParseRegistrationResponse decodes a RegistrationResponse. A proxy never
+// answers with a revision newer than the client asked for, so bytes after
+// the fields this package knows are refused.
 func ParseRegistrationResponse(p []byte) (RegistrationResponse, error) {
 	r := newReader(p)
 	s := RegistrationResponse{Hostname: r.string16("hostname"), URL: r.string16("url")}
+	if r.err != nil || r.off == len(r.s) {
+		return s, r.done("registration response")
+	}
+	s.Revision = uint8(r.u8("revision"))
+	s.MaxBody = r.u64("max body")
+	if r.err == nil && s.Revision < 2 {
+		return RegistrationResponse{}, fmt.Errorf("%w: revision %d with revision 2 fields", ErrMalformed, s.Revision)
+	}
 	return s, r.done("registration response")
 }
 

@@ -68,7 +68,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.clusterSecret, "cluster-secret", "", "`secret` every node on the same Redis shares, authenticating their messages (required with --redis)")
 	fs.StringVar(&o.node, "node", "", "this node's `name` in the cluster (default: host name and a random suffix)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 30*time.Second, "answer 504 when a tunnel has not answered within this `duration`")
-	fs.Int64Var(&o.maxBody, "max-body", limiter.DefaultMaxBody, "largest request or response body in `bytes` (413 / 502 beyond)")
+	fs.Int64Var(&o.maxBody, "max-body", limiter.DefaultMaxBody, "largest request or response body and WebSocket message in `bytes` (413 / 502 / 1009 beyond); 0 for no cap")
 	fs.Float64Var(&o.clientRate, "client-rate", 100000, "`messages` per second one client link may send (0 = unlimited)")
 	fs.Float64Var(&o.tunnelRate, "tunnel-rate", 25000, "visitor `requests` per second per hostname before 429 (0 = unlimited)")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
@@ -89,8 +89,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if err := limiter.CheckRate(o.tunnelRate); err != nil {
 		return nil, fmt.Errorf("--tunnel-rate: %w", err)
 	}
-	if o.maxBody <= 0 {
-		return nil, fmt.Errorf("--max-body must be positive")
+	if o.maxBody < 0 {
+		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
 	}
 	if o.publicScheme != "http" && o.publicScheme != "https" {
 		return nil, fmt.Errorf("--public-scheme must be http or https")
@@ -153,7 +153,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		PublicScheme:    o.publicScheme,
 		PublicPort:      port,
 		RequestTimeout:  o.requestTimeout,
-		MaxBody:         o.maxBody,
+		MaxBody:         maxBody(o.maxBody),
 		ClientRate:      o.clientRate,
 		TunnelRate:      o.tunnelRate,
 		TrustedProxies:  trusted,
@@ -252,4 +252,13 @@ func serveOps(addr string, srv *proxy.Server, log *slog.Logger) (stop func(), er
 		hs.Close()
 		<-done
 	}, nil
+}
+
+// maxBody turns --max-body, where 0 means no cap, into Config.MaxBody,
+// where 0 means the default.
+func maxBody(n int64) int64 {
+	if n == 0 {
+		return proxy.NoCap
+	}
+	return n
 }

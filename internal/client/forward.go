@@ -77,7 +77,7 @@ func (c *Client) request(st *stream, head *messages.RequestHead, noBody bool) (*
 	if noBody || head.ContentLength == 0 {
 		req.Body, req.ContentLength = http.NoBody, 0
 	} else {
-		req.Body = &body{st: st}
+		req.Body = &body{st: st, length: head.ContentLength}
 	}
 	return req, nil
 }
@@ -91,6 +91,9 @@ func (s *session) relayResponse(st *stream, resp *http.Response) (int64, error) 
 // or WSResponse for a refused WebSocket).
 func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Type) (int64, error) {
 	hop.Remove(resp.Header)
+	if resp.ContentLength > s.maxBody {
+		return 0, fmt.Errorf("response of %d bytes over the proxy's cap of %d", resp.ContentLength, s.maxBody)
+	}
 	rh := messages.ResponseHead{Status: resp.StatusCode, ContentLength: resp.ContentLength, Header: resp.Header}
 	empty := resp.Body == http.NoBody || resp.ContentLength == 0
 	var flags messages.Flags
@@ -117,18 +120,20 @@ func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Ty
 			return 0, fmt.Errorf("read response body: %w", err)
 		}
 		c.Seal(messages.TypeData, messages.FlagEnd, st.id, int(n))
+		st.acquire(int(n)) // the initial window always holds one chunk
 		return n, st.s.conn.SendBatch(st.ctx, b, c)
 	}
 	if err := st.send(b); err != nil {
 		return 0, err
 	}
-	return relayBody(st, resp.Body, resp.ContentLength)
+	return relayBody(st, resp.Body, resp.ContentLength, s.maxBody)
 }
 
-// relayBody sends a body as Data frames. A body of known length fills
-// whole chunks; one of unknown length (a stream, server-sent events) is
-// sent as it arrives.
-func relayBody(st *stream, r io.Reader, length int64) (int64, error) {
+// relayBody sends a body as Data frames, within the stream's credit. A
+// body of known length fills whole chunks; one of unknown length (a
+// stream, server-sent events) is sent as it arrives. One that passes the
+// cap is cut off.
+func relayBody(st *stream, r io.Reader, length, maxBody int64) (int64, error) {
 	var total int64
 	for {
 		c := link.Chunk()
@@ -157,9 +162,18 @@ func relayBody(st *stream, r io.Reader, length int64) (int64, error) {
 			c.Free()
 			continue
 		}
+		if err := st.acquire(n); err != nil {
+			c.Free()
+			return total, err
+		}
 		c.Seal(messages.TypeData, flags, st.id, n)
 		if err := st.send(c); err != nil {
 			return total, err
+		}
+		if total > maxBody {
+			// The piece that passed the cap shows the proxy why the
+			// stream ends; nothing more is read from the service.
+			return total, fmt.Errorf("response body over the proxy's cap of %d bytes", maxBody)
 		}
 		if flags != 0 {
 			return total, nil

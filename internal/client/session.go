@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -13,6 +15,7 @@ import (
 
 	"keyhole/internal/identity"
 	"keyhole/internal/link"
+	"keyhole/limiter"
 	"keyhole/messages"
 )
 
@@ -35,6 +38,11 @@ type session struct {
 	conn *link.Conn
 	log  *slog.Logger
 	url  string
+	// What the proxy said when it registered the link: whether HTTP
+	// bodies travel with credit (link revision 2), and its cap on bodies
+	// and WebSocket messages (math.MaxInt64 for none).
+	credit  bool
+	maxBody int64
 
 	goAway   chan struct{} // closed when the proxy sends GoAway
 	done     chan struct{} // closed when run returns
@@ -48,27 +56,37 @@ type session struct {
 
 // dial opens a link and registers it.
 func (c *Client) dial(ctx context.Context) (*session, error) {
-	ws, resp, err := dialer.DialContext(ctx, c.connect, nil)
+	ws, resp, err := dialer.DialContext(ctx, c.connect, http.Header{messages.RevisionHeader: {strconv.Itoa(messages.Revision)}})
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("connect %s: %s", c.connect, resp.Status)
 		}
 		return nil, fmt.Errorf("connect %s: %w", c.connect, err)
 	}
-	url, err := c.register(ws)
+	reg, err := c.register(ws)
 	if err != nil {
 		ws.Close()
 		return nil, err
 	}
+	url := reg.URL
 	s := &session{
 		c:       c,
 		log:     c.log,
 		url:     url,
+		credit:  reg.Revision >= 2,
+		maxBody: limiter.DefaultMaxBody, // what a proxy of revision 1 enforces by default
+
 		goAway:  make(chan struct{}),
 		done:    make(chan struct{}),
 		streams: make(map[messages.ID]*stream),
 	}
 	s.conn = link.New(ws, link.Options{PingInterval: c.cfg.PingInterval, Timeout: c.cfg.Timeout, Logger: c.log, Client: true})
+	if s.credit {
+		s.maxBody = math.MaxInt64
+		if reg.MaxBody > 0 && reg.MaxBody < math.MaxInt64 {
+			s.maxBody = int64(reg.MaxBody)
+		}
+	}
 	c.log.Info("tunnel up", "url", url)
 	if c.cfg.Ready != nil {
 		c.cfg.Ready(url)
@@ -76,8 +94,9 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	return s, nil
 }
 
-// register answers the proxy's challenge and returns the public URL.
-func (c *Client) register(ws *websocket.Conn) (string, error) {
+// register answers the proxy's challenge and returns its answer.
+func (c *Client) register(ws *websocket.Conn) (messages.RegistrationResponse, error) {
+	var none messages.RegistrationResponse
 	ws.SetReadLimit(messages.MaxFrame)
 	deadline := time.Now().Add(10 * time.Second)
 	ws.SetReadDeadline(deadline)
@@ -87,38 +106,38 @@ func (c *Client) register(ws *websocket.Conn) (string, error) {
 
 	f, err := readFrame(ws)
 	if err != nil {
-		return "", fmt.Errorf("read challenge: %w", err)
+		return none, fmt.Errorf("read challenge: %w", err)
 	}
 	if f.Type != messages.TypeChallenge {
-		return "", fmt.Errorf("read challenge: %w: got %v", messages.ErrMalformed, f.Type)
+		return none, fmt.Errorf("read challenge: %w: got %v", messages.ErrMalformed, f.Type)
 	}
 	ch, err := messages.ParseChallenge(f.Payload)
 	if err != nil {
-		return "", fmt.Errorf("read challenge: %w", err)
+		return none, fmt.Errorf("read challenge: %w", err)
 	}
 	req := identity.Register(c.cfg.Key, ch, c.instance, time.Now())
 	b := link.Frame(messages.TypeRegistrationRequest, 0, messages.ID{}, req.Append(nil))
 	err = ws.WriteMessage(websocket.BinaryMessage, b.B)
 	b.Free()
 	if err != nil {
-		return "", fmt.Errorf("send registration: %w", err)
+		return none, fmt.Errorf("send registration: %w", err)
 	}
 	f, err = readFrame(ws)
 	if err != nil {
-		return "", fmt.Errorf("read registration response: %w", err)
+		return none, fmt.Errorf("read registration response: %w", err)
 	}
 	switch f.Type {
 	case messages.TypeRegistrationResponse:
 		resp, err := messages.ParseRegistrationResponse(f.Payload)
 		if err != nil {
-			return "", fmt.Errorf("read registration response: %w", err)
+			return none, fmt.Errorf("read registration response: %w", err)
 		}
-		return resp.URL, nil
+		return resp, nil
 	case messages.TypeError:
 		st, _ := messages.ParseStatus(f.Payload)
-		return "", fmt.Errorf("%w: %s", ErrRefused, st.Text)
+		return none, fmt.Errorf("%w: %s", ErrRefused, st.Text)
 	default:
-		return "", fmt.Errorf("read registration response: %w: got %v", messages.ErrMalformed, f.Type)
+		return none, fmt.Errorf("read registration response: %w: got %v", messages.ErrMalformed, f.Type)
 	}
 }
 

@@ -10,9 +10,10 @@ import (
 	"keyhole/messages"
 )
 
-// Bounds of a stream's inbox: an HTTP request body within the proxy's cap
-// is at most 8 Data frames; a WebSocket may queue many small messages for
-// a slow service.
+// Bounds of an HTTP stream's inbox on a link of revision 1, whose proxy
+// sends request bodies without credit: a body within the proxy's cap is
+// at most 8 Data frames. With credit the inbox holds what the window
+// allows.
 const (
 	httpQueueFrames = 32
 	httpQueueBytes  = 2 << 20
@@ -34,9 +35,8 @@ type stream struct {
 func newStream(id messages.ID, s *session, ws bool) *stream {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
-	if ws {
-		// Flow controlled: the inbox holds what the proxy's window allows.
-		in = link.NewInbox(1<<20, messages.InitialWindow+2*link.Cost(messages.MaxChunk), link.NewWindow(messages.InitialWindow))
+	if ws || s.credit {
+		in = link.NewStreamInbox()
 	}
 	return &stream{
 		Inbox: in,
@@ -63,25 +63,34 @@ func (st *stream) deliver(f messages.Frame, b *link.Buffer) {
 // next returns the next queued frame.
 func (st *stream) next() (link.Inbound, error) { return st.Next(st.ctx) }
 
+// acquire waits for the credit to send a Data frame of n bytes; on a
+// stream without flow control it never waits.
+func (st *stream) acquire(n int) error {
+	return st.Window().Acquire(st.ctx, st.Done(), link.Cost(n))
+}
+
 // send queues a frame toward the proxy.
 func (st *stream) send(b *link.Buffer) error {
 	return st.s.conn.Send(st.ctx, b)
 }
 
-// body reads a request body from the stream's Data frames.
+// body reads a request body from the stream's Data frames, granting the
+// proxy credit as the transport takes them. It fails, so that the service
+// sees an aborted request, when the pieces add up to more or less than
+// the declared length or pass the cap.
 type body struct {
-	st   *stream
-	cur  *link.Buffer
-	rest []byte
-	done bool
+	st     *stream
+	length int64 // declared, or -1
+	n      int64 // bytes received so far
+	cur    *link.Buffer
+	rest   []byte
+	done   bool
+	grant  link.Grant
 }
 
 func (r *body) Read(p []byte) (int, error) {
 	for len(r.rest) == 0 {
-		if r.cur != nil {
-			r.cur.Free()
-			r.cur = nil
-		}
+		r.release()
 		if r.done {
 			return 0, io.EOF
 		}
@@ -90,12 +99,21 @@ func (r *body) Read(p []byte) (int, error) {
 			return 0, err
 		}
 		if m.F.Type == messages.TypeCredit {
-			m.B.Free() // no flow control on HTTP streams: ignored
+			m.B.Free() // revision 1: no credit on HTTP streams; ignored
 			continue
 		}
 		if m.F.Type != messages.TypeData {
 			m.B.Free()
 			return 0, fmt.Errorf("%w: %v in a request body", messages.ErrMalformed, m.F.Type)
+		}
+		r.n += int64(len(m.F.Payload))
+		switch {
+		case r.length >= 0 && (r.n > r.length || m.F.End() && r.n < r.length):
+			m.B.Free()
+			return 0, fmt.Errorf("request body of %d bytes, %d declared", r.n, r.length)
+		case r.n > r.st.s.maxBody:
+			m.B.Free()
+			return 0, fmt.Errorf("request body over the proxy's cap of %d bytes", r.st.s.maxBody)
 		}
 		r.cur, r.rest, r.done = m.B, m.F.Payload, m.F.End()
 	}
@@ -104,11 +122,24 @@ func (r *body) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-func (r *body) Close() error {
-	if r.cur != nil {
-		r.cur.Free()
-		r.cur = nil
-		r.rest = nil
+// release frees the frame the transport has taken whole, and grants its
+// credit back.
+func (r *body) release() {
+	if r.cur == nil {
+		return
 	}
+	n := len(r.cur.B) - messages.HeaderSize
+	r.cur.Free()
+	r.cur = nil
+	if r.st.s.credit && !r.done {
+		if c := r.grant.Consumed(r.st.id, n); c != nil {
+			r.st.send(c)
+		}
+	}
+}
+
+func (r *body) Close() error {
+	r.release()
+	r.rest = nil
 	return nil
 }

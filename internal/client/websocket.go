@@ -18,7 +18,6 @@ import (
 	"keyhole/internal/hop"
 	"keyhole/internal/link"
 	"keyhole/internal/wsrelay"
-	"keyhole/limiter"
 	"keyhole/messages"
 )
 
@@ -93,7 +92,7 @@ func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
 		return
 	}
 	s.log.Info("websocket", "uri", head.URI, "status", resp.StatusCode, "handshake", time.Since(start).Round(time.Microsecond))
-	err = wsrelay.Relay(st.ctx, ws, &wsStream{st}, wsrelay.Options{MaxMessage: limiter.DefaultMaxBody})
+	err = wsrelay.Relay(st.ctx, ws, &wsStream{st}, wsrelay.Options{MaxMessage: s.maxBody})
 	s.log.Info("websocket closed", "uri", head.URI, "reason", err, "duration", time.Since(start).Round(time.Millisecond))
 }
 

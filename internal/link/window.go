@@ -7,10 +7,11 @@ import (
 	"keyhole/messages"
 )
 
-// Flow control of WebSocket streams. A sender spends credit for each frame
-// and waits when it has none; the receiver grants credit back as its
-// socket takes the frames. A slow reader thus slows its sender's source
-// (down to TCP) instead of filling memory, and never blocks other streams.
+// Flow control of stream bodies: WebSocket messages, and on links of
+// revision 2 HTTP bodies too. A sender spends credit for each frame and
+// waits when it has none; the receiver grants credit back as its socket
+// takes the frames. A slow reader thus slows its sender's source (down to
+// TCP) instead of filling memory, and never blocks other streams.
 
 // copyBelow is the frame size under which a waiting frame is copied out
 // of its pooled buffer, so small queued messages hold little memory.
@@ -28,7 +29,39 @@ func Cost(n int) int64 {
 	return messages.MaxFrame + slotCost
 }
 
-// Window is a sender's credit on one stream.
+// StreamQueue is what a receiver holds for one flow-controlled stream, in
+// cost units: the window, one frame of overdraft and one of slack.
+const StreamQueue = messages.InitialWindow + 2*(messages.MaxFrame+slotCost)
+
+// RelayQueue is what a node relaying a flow-controlled stream between the
+// bus and a link holds for it: the stream's queue, and room for the small
+// frames (credit, a head, a teardown) that travel beside its bodies.
+const RelayQueue = StreamQueue + 64<<10
+
+// NewStreamInbox returns the inbox of a flow-controlled stream, with the
+// window the peer's credit goes to.
+func NewStreamInbox() *Inbox {
+	return NewInbox(1<<20, StreamQueue, NewWindow(messages.InitialWindow))
+}
+
+// Grant adds up what a receiver has passed on, to grant it back as credit
+// in increments of a quarter window.
+type Grant struct{ owed int64 }
+
+// Consumed records a frame of n payload bytes passed on. It returns a
+// Credit frame for stream id when enough is owed to grant, else nil.
+func (g *Grant) Consumed(id messages.ID, n int) *Buffer {
+	g.owed += Cost(n)
+	if g.owed < messages.InitialWindow/4 {
+		return nil
+	}
+	b := Frame(messages.TypeCredit, 0, id, messages.AppendCredit(nil, uint32(g.owed)))
+	g.owed = 0
+	return b
+}
+
+// Window is a sender's credit on one stream. A nil Window is a stream
+// without flow control: Acquire never waits.
 type Window struct {
 	mu    sync.Mutex // protects avail
 	avail int64
@@ -44,6 +77,9 @@ func NewWindow(n int64) *Window {
 // one frame, so a frame larger than the window still goes. One goroutine
 // acquires from a window.
 func (w *Window) Acquire(ctx context.Context, done <-chan struct{}, n int64) error {
+	if w == nil {
+		return nil
+	}
 	for {
 		w.mu.Lock()
 		if w.avail > 0 {
@@ -64,6 +100,9 @@ func (w *Window) Acquire(ctx context.Context, done <-chan struct{}, n int64) err
 
 // Add grants n credit.
 func (w *Window) Add(n int64) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	w.avail += n
 	w.mu.Unlock()

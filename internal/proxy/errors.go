@@ -24,6 +24,9 @@ var (
 	ErrReplaced         = errors.New("replaced by a newer link from the same client")
 	ErrLeaving          = errors.New("the client is leaving this link for a new one")
 	ErrNotAllowed       = errors.New("this key is not allowed on this proxy")
+	ErrBadBody          = errors.New("malformed request body")
+	ErrBodyTimeout      = errors.New("the request body stopped arriving")
+	ErrLength           = errors.New("body length differs from the declared length")
 )
 
 // upstreamError is an Error frame from the client: the private service
@@ -52,6 +55,10 @@ func status(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, limiter.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrBadBody):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, ErrRateLimited):
 		return http.StatusTooManyRequests
 	default:

@@ -3,8 +3,6 @@ package proxy
 import (
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,6 +21,9 @@ type upstream interface {
 	send(ctx context.Context, b *link.Buffer) error
 	// sendBatch sends frames in order, in one write where it can.
 	sendBatch(ctx context.Context, bs ...*link.Buffer) error
+	// credit reports whether the far end grants credit for HTTP bodies
+	// (link revision 2); when it does not, bodies go without waiting.
+	credit() bool
 }
 
 // errRetry means the link went away before the client saw anything it
@@ -81,27 +82,32 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, label string) e
 		ContentLength: r.ContentLength,
 		Header:        s.outboundHeader(r),
 	}
-	var body []*link.Buffer
-	if r.ContentLength < 0 {
-		// A body of unknown length is read up to the cap before anything
-		// is forwarded, so an oversized one is refused whole.
-		var err error
-		body, head.ContentLength, err = readCapped(r.Body, s.cfg.MaxBody)
-		defer freeAll(body)
-		if err != nil {
-			return err
-		}
+	if r.ContentLength < 0 && r.ProtoMajor == 1 {
+		// Framed by Transfer-Encoding. net/http drops a Content-Length
+		// beside it, so one that came with it cannot be told from one
+		// that did not; RFC 9112 section 6.1 says to close after such a
+		// request, lest a front that framed it by its length smuggle the
+		// next one past us.
+		w.Header().Set("Connection", "close")
 	}
-	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, ErrTimeout)
-	defer cancel()
+	body := newRequestBody(w, r, s.cfg.MaxBody, s.cfg.RequestTimeout)
+	defer body.release()
+	if err := body.prefetch(); err != nil {
+		return err
+	}
 	again := retries{
-		// The body is at hand to send again: none, or read whole.
-		moved: head.ContentLength == 0 || body != nil,
+		// Nothing of the body has gone anywhere yet.
+		moved: true,
 		// The client may have acted on it before its link went away.
 		linkLost: head.ContentLength == 0 && idempotent(r.Method),
 	}
-	return s.withRetries(ctx, label, again, func(up upstream) error {
-		return s.exchange(ctx, w, r, up, &head, body)
+	var last error
+	return s.withRetries(r.Context(), label, again, func(up upstream) error {
+		if body.started() {
+			return last // part of the body went with the failed attempt
+		}
+		last = s.exchange(w, r, up, &head, body)
+		return last
 	})
 }
 
@@ -142,191 +148,6 @@ func (s *Server) withRetries(ctx context.Context, label string, again retries, a
 	}
 }
 
-// exchange runs one attempt of a request on up.
-func (s *Server) exchange(ctx context.Context, w http.ResponseWriter, r *http.Request, up upstream, head *messages.RequestHead, body []*link.Buffer) error {
-	st := newStream(func() { s.stats.StreamOverflow.Add(1) })
-	if err := up.attach(st.id, st); err != nil {
-		return fmt.Errorf("%w: %w", errRetry, err)
-	}
-	defer st.Release()
-	defer up.detach(st.id)
-
-	var flags messages.Flags
-	if head.ContentLength == 0 {
-		flags = messages.FlagEnd
-	}
-	b := link.NewBuffer()
-	b.B = messages.AppendHeader(b.B, messages.TypeHTTPRequest, flags, st.id)
-	var err error
-	if b.B, err = messages.AppendRequestHead(b.B, head); err != nil {
-		b.Free()
-		return fmt.Errorf("%w: %w", limiter.ErrBodyTooLarge, err) // a head too large to frame
-	}
-	if n := head.ContentLength; n > 0 && n <= messages.MaxChunk && body == nil {
-		// A small body goes out with its head in one write.
-		c := link.Chunk()
-		if _, err := io.ReadFull(r.Body, c.Payload()[:n]); err != nil {
-			c.Free()
-			b.Free()
-			return fmt.Errorf("read request body: %w", err)
-		}
-		c.Seal(messages.TypeData, messages.FlagEnd, st.id, int(n))
-		if err := up.sendBatch(ctx, b, c); err != nil {
-			return fmt.Errorf("%w: %w: %w", errRetry, ErrTunnelGone, err)
-		}
-	} else {
-		if err := up.send(ctx, b); err != nil {
-			return fmt.Errorf("%w: %w: %w", errRetry, ErrTunnelGone, err)
-		}
-		if err := s.sendBody(ctx, up, st.id, r.Body, head.ContentLength, body); err != nil {
-			s.cancelStream(up, st.id, err)
-			return err
-		}
-	}
-
-	m, err := st.Next(ctx)
-	if err != nil {
-		s.cancelStream(up, st.id, err)
-		if errors.Is(err, ErrTunnelGone) {
-			return fmt.Errorf("%w: %w", errRetry, err)
-		}
-		return err
-	}
-	return s.writeResponse(w, r, up, st, m)
-}
-
-// sendBody forwards a request body of a known length as Data frames: from
-// buffers already read, or straight from the visitor, chunk by chunk.
-func (s *Server) sendBody(ctx context.Context, up upstream, id messages.ID, r io.Reader, length int64, buffered []*link.Buffer) error {
-	if length == 0 {
-		return nil
-	}
-	if buffered != nil {
-		for i, b := range buffered {
-			c := link.Chunk()
-			n := copy(c.Payload(), b.B)
-			var flags messages.Flags
-			if i == len(buffered)-1 {
-				flags = messages.FlagEnd
-			}
-			c.Seal(messages.TypeData, flags, id, n)
-			if err := up.send(ctx, c); err != nil {
-				return fmt.Errorf("%w: %w", ErrTunnelGone, err)
-			}
-		}
-		return nil
-	}
-	for left := length; left > 0; {
-		c := link.Chunk()
-		n, err := io.ReadFull(r, c.Payload()[:min(left, messages.MaxChunk)])
-		if err != nil {
-			c.Free()
-			return fmt.Errorf("read request body: %w", err)
-		}
-		left -= int64(n)
-		var flags messages.Flags
-		if left == 0 {
-			flags = messages.FlagEnd
-		}
-		c.Seal(messages.TypeData, flags, id, n)
-		if err := up.send(ctx, c); err != nil {
-			return fmt.Errorf("%w: %w", ErrTunnelGone, err)
-		}
-	}
-	return nil
-}
-
-// writeResponse writes the response whose first frame is m.
-func (s *Server) writeResponse(w http.ResponseWriter, r *http.Request, up upstream, st *stream, m link.Inbound) error {
-	first := m.F
-	defer m.B.Free()
-	switch first.Type {
-	case messages.TypeHTTPResponse, messages.TypeWSResponse:
-	case messages.TypeError:
-		e, _ := messages.ParseStatus(first.Payload)
-		return &upstreamError{code: int(e.Code), msg: e.Text}
-	default:
-		s.stats.ProtocolViolations.Add(1)
-		s.cancelStream(up, st.id, ErrProtocol)
-		return fmt.Errorf("%w: %v before the response head", ErrProtocol, first.Type)
-	}
-	head, err := messages.ParseResponseHead(first.Payload)
-	if err != nil {
-		s.cancelStream(up, st.id, err)
-		return fmt.Errorf("%w: %w", ErrProtocol, err)
-	}
-	if head.ContentLength > s.cfg.MaxBody {
-		s.cancelStream(up, st.id, ErrResponseTooLarge)
-		return fmt.Errorf("%w: %d bytes declared", ErrResponseTooLarge, head.ContentLength)
-	}
-	hop.Remove(head.Header)
-	s.isolateCookies(head.Header, r.Host)
-	dst := w.Header()
-	for k, v := range head.Header {
-		dst[k] = v
-	}
-	// net/http would add what the service left out: a Content-Type
-	// sniffed from the body (which could turn a harmless body into HTML)
-	// and a Date. A present but nil field stops it.
-	for _, k := range [...]string{"Content-Type", "Date"} {
-		if _, ok := dst[k]; !ok {
-			dst[k] = nil
-		}
-	}
-	w.WriteHeader(head.Status)
-	if first.End() {
-		return nil
-	}
-	// From here the status is sent: a failure can only cut the response
-	// short, which the visitor sees as an aborted transfer, never as a
-	// silently truncated body.
-	var n int64
-	ctx := r.Context()
-	rc := http.NewResponseController(w)
-	for {
-		m, err := st.Next(ctx)
-		if err != nil {
-			s.count(err)
-			s.cancelStream(up, st.id, err)
-			panic(http.ErrAbortHandler)
-		}
-		f := m.F
-		if f.Type == messages.TypeCredit {
-			m.B.Free() // no flow control on HTTP streams: ignored
-			continue
-		}
-		if f.Type != messages.TypeData {
-			m.B.Free()
-			s.count(ErrTunnelGone)
-			s.cancelStream(up, st.id, ErrProtocol)
-			panic(http.ErrAbortHandler)
-		}
-		if n += int64(len(f.Payload)); n > s.cfg.MaxBody {
-			m.B.Free()
-			s.stats.ResponseTooLarge.Add(1)
-			s.log.Warn("response over the body cap", "tunnel", r.Host, "limit", s.cfg.MaxBody)
-			s.cancelStream(up, st.id, ErrResponseTooLarge)
-			panic(http.ErrAbortHandler)
-		}
-		// Each write gets its own deadline, so a stream (server-sent
-		// events) may last while a visitor that stops reading cannot hold
-		// it forever.
-		rc.SetWriteDeadline(time.Now().Add(s.cfg.RequestTimeout + streamWriteGrace))
-		_, err = w.Write(f.Payload)
-		m.B.Free()
-		if err != nil {
-			s.cancelStream(up, st.id, err)
-			return nil // the visitor went away
-		}
-		if f.End() {
-			return nil
-		}
-		if st.Len() == 0 {
-			rc.Flush() // stream as it arrives: nothing else is waiting
-		}
-	}
-}
-
 // idempotent reports whether a request may be sent again after a link
 // died with it (RFC 9110 section 9.2.2).
 func idempotent(method string) bool {
@@ -350,39 +171,6 @@ func movedAway(err error) bool {
 func (s *Server) cancelStream(up upstream, id messages.ID, cause error) {
 	st := messages.Status{Code: uint16(status(cause)), Text: cause.Error()}
 	up.send(s.ctx, link.Frame(messages.TypeError, 0, id, st.Append(nil)))
-}
-
-// readCapped reads all of r into chunk-sized buffers, refusing more than
-// max bytes.
-func readCapped(r io.Reader, max int64) ([]*link.Buffer, int64, error) {
-	cr := limiter.NewCappedReader(r, max)
-	var bufs []*link.Buffer
-	var total int64
-	for {
-		b := link.NewBuffer()
-		b.B = b.B[:messages.MaxChunk]
-		n, err := io.ReadFull(cr, b.B)
-		b.B = b.B[:n]
-		total += int64(n)
-		if n > 0 {
-			bufs = append(bufs, b)
-		} else {
-			b.Free()
-		}
-		switch {
-		case err == io.EOF || err == io.ErrUnexpectedEOF:
-			return bufs, total, nil
-		case err != nil:
-			freeAll(bufs)
-			return nil, 0, fmt.Errorf("read request body: %w", err)
-		}
-	}
-}
-
-func freeAll(bs []*link.Buffer) {
-	for _, b := range bs {
-		b.Free()
-	}
 }
 
 // route picks where a request for label goes: a link on this node if one

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -42,6 +43,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("tunnel", label, "remote", r.RemoteAddr)
 	l := &clientLink{
 		label:    label,
+		revision: revision(r),
 		instance: req.Instance,
 		srv:      s,
 		log:      log,
@@ -60,6 +62,16 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		defer s.wg.Done()
 		s.serveLink(l)
 	}()
+}
+
+// revision is the link revision a client asked for on its upgrade, at
+// most the newest this proxy speaks; 1 when it asked for none.
+func revision(r *http.Request) uint8 {
+	n, err := strconv.Atoi(r.Header.Get(messages.RevisionHeader))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return uint8(min(n, messages.Revision))
 }
 
 // register runs the challenge-response exchange on a fresh WebSocket and
@@ -145,6 +157,12 @@ func (s *Server) serveLink(l *clientLink) {
 	// the link runs, after the route is announced, so the client prints
 	// its URL only when every node can reach it.
 	resp := messages.RegistrationResponse{Hostname: l.label + "." + s.cfg.Domain, URL: s.URL(l.label)}
+	if l.revision >= 2 {
+		resp.Revision = l.revision
+		if s.cfg.MaxBody != NoCap {
+			resp.MaxBody = uint64(s.cfg.MaxBody)
+		}
+	}
 	payload, _ := resp.Append(nil)
 	if !l.conn.TrySend(link.Frame(messages.TypeRegistrationResponse, 0, messages.ID{}, payload)) {
 		l.conn.Close(ErrProtocol)

@@ -25,6 +25,11 @@ type relay struct {
 	in   *link.Inbox
 	ws   bool
 	recv uint32 // next seq from the visitor's node; bus handler only
+	// For a client of link revision 1, which neither takes nor grants
+	// credit on HTTP bodies, the relay grants the visitor's node credit
+	// itself: owed is what it has granted beyond what it has forwarded.
+	// Bus handler only.
+	owed int64
 
 	mu          sync.Mutex // protects the two flags
 	visitorDone bool       // the visitor's side sent WSTeardown
@@ -34,17 +39,18 @@ type relay struct {
 
 func (s *Server) openRelay(key relayKey, label string, ws bool) *relay {
 	rl := &relay{s: s, key: key, ws: ws}
-	if ws {
-		rl.in = link.NewInbox(1<<20, messages.InitialWindow+2*link.Cost(messages.MaxChunk), nil)
-	} else {
-		rl.in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
-	}
 	if t := s.tunnel(label); t != nil {
 		rl.l = t.pick(nil)
+	}
+	rl.in = link.NewInbox(1<<20, link.RelayQueue, nil)
+	if !rl.credited() {
+		rl.in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
 	if rl.l == nil || rl.l.attach(key.id, rl) != nil {
 		rl.l = nil
 		rl.in.Fail(ErrNoTunnel)
+	} else if !rl.credited() {
+		rl.topUp(0)
 	}
 	s.remote.mu.Lock()
 	s.remote.relays[key] = rl
@@ -72,6 +78,25 @@ func (rl *relay) fromVisitor(seq uint32, e envelope, first []byte) {
 	}
 }
 
+// credited reports whether the stream's client takes part in credit:
+// every WebSocket stream, and HTTP streams on links of revision 2.
+func (rl *relay) credited() bool { return rl.ws || rl.l == nil || rl.l.credit() }
+
+// creditLimit is what the relay grants at a time on behalf of a client
+// without credit: far more than any body of link revision 1 needs.
+const creditLimit = 1 << 31
+
+// topUp grants the visitor's node more credit once what it forwarded of a
+// body approaches what it granted.
+func (rl *relay) topUp(cost int64) {
+	rl.owed -= cost
+	if rl.owed > creditLimit/2 {
+		return
+	}
+	rl.owed += creditLimit
+	rl.in.Deliver(messages.Frame{Type: messages.TypeCredit, ID: rl.key.id}, link.Frame(messages.TypeCredit, 0, rl.key.id, messages.AppendCredit(nil, creditLimit)))
+}
+
 // forward passes one frame to the link; false ends the envelope.
 func (rl *relay) forward(frame []byte) bool {
 	if rl.l == nil {
@@ -82,6 +107,15 @@ func (rl *relay) forward(frame []byte) bool {
 		b.Free()
 		rl.in.Fail(ErrProtocol)
 		return false
+	}
+	if !rl.credited() {
+		switch f.Type {
+		case messages.TypeCredit:
+			b.Free() // revision 1: no credit on HTTP streams
+			return true
+		case messages.TypeData:
+			rl.topUp(link.Cost(len(f.Payload)))
+		}
 	}
 	// Never block the bus: a link whose queue is full loses this stream.
 	if !rl.l.conn.TrySend(b) {

@@ -142,6 +142,10 @@ func (u *remoteUpstream) detach(id messages.ID) {
 	r.mu.Unlock()
 }
 
+// credit is always true across nodes: the relay on the link's node grants
+// for a client of link revision 1 itself (see openRelay).
+func (u *remoteUpstream) credit() bool { return true }
+
 func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
 	return u.sendBatch(ctx, b)
 }

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -36,7 +37,7 @@ type Config struct {
 	PublicScheme   string        // scheme visitors use; default "http"
 	PublicPort     string        // port visitors use, "" for the scheme's default
 	RequestTimeout time.Duration // wait for a response head; default 30 s
-	MaxBody        int64         // request and response body cap; default 512,000 bytes
+	MaxBody        int64         // request and response body and WebSocket message cap; default 512,000 bytes, NoCap for none
 	ClientRate     float64       // messages/s one client link may send; 0 = unlimited
 	TunnelRate     float64       // visitor requests/s per hostname; 0 = unlimited
 	TrustedProxies []netip.Prefix
@@ -58,6 +59,9 @@ type Config struct {
 	Registry registry.Registry // default: a private in-memory registry
 	Logger   *slog.Logger
 }
+
+// NoCap as Config.MaxBody lifts the cap on bodies and WebSocket messages.
+const NoCap = math.MaxInt64
 
 // Server is an http.Handler serving the apex host and every tunnel host.
 type Server struct {
@@ -93,8 +97,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
-	if cfg.MaxBody <= 0 {
+	if cfg.MaxBody == 0 {
 		cfg.MaxBody = limiter.DefaultMaxBody
+	}
+	if cfg.MaxBody < 0 {
+		cfg.MaxBody = NoCap
 	}
 	if cfg.Node == "" {
 		cfg.Node = rand.Text()[:12]

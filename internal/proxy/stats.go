@@ -31,6 +31,9 @@ type Stats struct {
 	WebSockets         atomic.Int64 // visitor WebSockets opened
 	WebSocketsActive   atomic.Int64
 	CookieDomains      atomic.Int64 // Set-Cookie Domain attributes removed (HostOnlyCookies)
+	BadBodies          atomic.Int64 // 400 for a malformed request body (bad chunked framing)
+	BodyTimeouts       atomic.Int64 // request bodies cut after stopping (408 if unanswered)
+	LengthMismatches   atomic.Int64 // bodies shorter or longer than their declared length
 }
 
 // WriteTo writes the counters in the Prometheus text format.

@@ -5,12 +5,12 @@ import (
 	"keyhole/messages"
 )
 
-// Bounds of an HTTP stream's inbox. HTTP streams have no credit, so the
-// inbox holds what the client sends until the visitor takes it: a body
-// within the cap in full chunks (8 frames), or a stream's many small
-// pieces (server-sent events flushed one by one to a visitor that reads
-// slowly). The bytes, which count each frame's overhead too, are the
-// real bound; the frame count only backs them up.
+// Bounds of an HTTP stream's inbox toward a client of link revision 1,
+// which sends bodies without credit: a body within the cap in full chunks
+// (8 frames), or a stream's many small pieces (server-sent events flushed
+// one by one to a visitor that reads slowly). The bytes, which count each
+// frame's overhead too, are the real bound; the frame count only backs
+// them up. Streams with credit hold what the window allows.
 const (
 	httpQueueFrames = 1 << 14
 	httpQueueBytes  = 2 << 20
@@ -24,15 +24,14 @@ type stream struct {
 	ovf func() // counts an overflow
 }
 
-func newStream(ovf func()) *stream {
-	return &stream{Inbox: link.NewInbox(httpQueueFrames, httpQueueBytes, nil), id: messages.NewID(), ovf: ovf}
-}
-
-// newWSStream returns a stream with flow control: its inbox holds what the
-// peer's window allows (one frame of overdraft included), and it sends
-// within the window the peer grants.
-func newWSStream(ovf func()) *stream {
-	in := link.NewInbox(1<<20, messages.InitialWindow+2*link.Cost(messages.MaxChunk), link.NewWindow(messages.InitialWindow))
+// newStream returns a stream. With credit its inbox holds what the peer's
+// window allows (one frame of overdraft included) and it sends within
+// the window the peer grants; without, it has no window.
+func newStream(credit bool, ovf func()) *stream {
+	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+	if credit {
+		in = link.NewStreamInbox()
+	}
 	return &stream{Inbox: in, id: messages.NewID(), ovf: ovf}
 }
 

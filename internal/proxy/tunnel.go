@@ -116,6 +116,7 @@ type clientLink struct {
 	srv      *Server
 	conn     *link.Conn
 	log      *slog.Logger
+	revision uint8 // the link revision the client speaks: 1, or 2 with credit on HTTP bodies
 
 	mu      sync.Mutex // protects streams, gone and leaving
 	streams map[messages.ID]sink
@@ -183,6 +184,8 @@ func (l *clientLink) leave() {
 		l.conn.Close(ErrLeaving)
 	}
 }
+
+func (l *clientLink) credit() bool { return l.revision >= 2 }
 
 func (l *clientLink) send(ctx context.Context, b *link.Buffer) error {
 	return l.conn.Send(ctx, b)

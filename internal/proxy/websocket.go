@@ -47,7 +47,7 @@ func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label st
 // openWebSocket runs one attempt of a handshake on up and, if the service
 // agrees, the socket.
 func (s *Server) openWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, up upstream, head *messages.RequestHead) error {
-	st := newWSStream(func() { s.stats.StreamOverflow.Add(1) })
+	st := newStream(true, func() { s.stats.StreamOverflow.Add(1) })
 	if err := up.attach(st.id, st); err != nil {
 		return fmt.Errorf("%w: %w", errRetry, err)
 	}
@@ -72,12 +72,12 @@ func (s *Server) openWebSocket(ctx context.Context, w http.ResponseWriter, r *ht
 		return err
 	}
 	if m.F.Type != messages.TypeWSResponse {
-		return s.writeResponse(w, r, up, st, m)
+		return s.writeResponse(ctx, w, r, up, st, m, messages.TypeWSResponse)
 	}
 	resp, err := messages.ParseResponseHead(m.F.Payload)
 	if err != nil || resp.Status != http.StatusSwitchingProtocols {
 		// A refusal: status, headers and body go back as they are.
-		return s.writeResponse(w, r, up, st, m)
+		return s.writeResponse(ctx, w, r, up, st, m, messages.TypeWSResponse)
 	}
 	m.B.Free()
 	return s.upgrade(w, r, up, st, resp.Header)

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"keyhole/internal/hop"
@@ -23,6 +24,9 @@ func (s *Server) outboundHeader(r *http.Request) http.Header {
 	hop.Remove(h)
 	// The proxy answered any Expect itself and has the body.
 	delete(h, "Expect")
+	if n := dropLookalikes(h); n > 0 {
+		s.stats.LookalikeHeaders.Add(int64(n))
+	}
 	peer := peerAddr(r.RemoteAddr)
 	trusted := s.trusted(peer)
 	if !trusted {
@@ -46,6 +50,33 @@ func (s *Server) outboundHeader(r *http.Request) http.Header {
 		h["X-Forwarded-Host"] = []string{r.Host}
 	}
 	return h
+}
+
+// dropLookalikes deletes from h every field whose name, read with '_' as
+// '-', is one the proxy sets or strips (X_Forwarded_For, X-Real_Ip,
+// Proxy_Authorization): CGI-style services (PHP, nginx with
+// underscores_in_headers) take both spellings as one field, so a
+// lookalike would slip past the stripping. No front proxy is trusted to
+// have removed them, so they go whoever the peer is. It returns how many
+// it deleted.
+func dropLookalikes(h http.Header) int {
+	n := 0
+	for name := range h {
+		if !strings.Contains(name, "_") {
+			continue
+		}
+		if protected(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
+			delete(h, name)
+			n++
+		}
+	}
+	return n
+}
+
+// protected reports whether the canonical name is a field the proxy sets
+// or strips from a visitor's request.
+func protected(name string) bool {
+	return slices.Contains(spoofable, name) || hop.Is(name) || name == "Expect"
 }
 
 func peerAddr(remote string) netip.Addr {

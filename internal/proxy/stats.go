@@ -31,6 +31,7 @@ type Stats struct {
 	WebSockets         atomic.Int64 // visitor WebSockets opened
 	WebSocketsActive   atomic.Int64
 	CookieDomains      atomic.Int64 // Set-Cookie Domain attributes removed (HostOnlyCookies)
+	LookalikeHeaders   atomic.Int64 // visitor fields dropped for spelling a protected one with '_' (X_Forwarded_For)
 }
 
 // WriteTo writes the counters in the Prometheus text format.

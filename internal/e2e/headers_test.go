@@ -13,10 +13,17 @@ import (
 	"keyhole/internal/proxy"
 )
 
-// rawGet writes a GET for host by hand on a fresh connection to addr, with
-// header lines exactly as given (names unnormalised), and returns the
+// rawGet writes a GET / for host by hand on a fresh connection to addr,
+// with header lines exactly as given (names unnormalised), and returns the
 // answer and its body.
 func rawGet(t *testing.T, addr, host string, lines []string) (*http.Response, string) {
+	t.Helper()
+	return rawRequest(t, addr, "GET / HTTP/1.1", host, lines)
+}
+
+// rawRequest writes a request with the given request line by hand, byte
+// for byte, and returns the answer and its body.
+func rawRequest(t *testing.T, addr, requestLine, host string, lines []string) (*http.Response, string) {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -24,7 +31,8 @@ func rawGet(t *testing.T, addr, host string, lines []string) (*http.Response, st
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	req := "GET / HTTP/1.1\r\nHost: " + host + "\r\n" + strings.Join(lines, "\r\n") + "\r\nConnection: close\r\n\r\n"
+	lines = append(append([]string{requestLine, "Host: " + host}, lines...), "Connection: close", "", "")
+	req := strings.Join(lines, "\r\n")
 	if _, err := conn.Write([]byte(req)); err != nil {
 		t.Fatal(err)
 	}

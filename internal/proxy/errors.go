@@ -24,6 +24,8 @@ var (
 	ErrReplaced         = errors.New("replaced by a newer link from the same client")
 	ErrLeaving          = errors.New("the client is leaving this link for a new one")
 	ErrNotAllowed       = errors.New("this key is not allowed on this proxy")
+	ErrRegisterLimited  = errors.New("too many registrations; try again later")
+	ErrCrowdedOut       = errors.New("too many links waiting to register; the longest waiting was dropped")
 )
 
 // upstreamError is an Error frame from the client: the private service
@@ -52,7 +54,7 @@ func status(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, limiter.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrRegisterLimited):
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusBadGateway

@@ -88,6 +88,26 @@ func peerAddr(remote string) netip.Addr {
 	return a.Unmap()
 }
 
+// sourceAddr is the address a request comes from, for limits: the peer's
+// (the visitor's own under the PROXY protocol), or, when the peer is a
+// trusted front proxy, the nearest address in X-Forwarded-For that is
+// not a trusted proxy, which is the one the outermost trusted front saw.
+func (s *Server) sourceAddr(r *http.Request) netip.Addr {
+	src := peerAddr(r.RemoteAddr)
+	hops := r.Header["X-Forwarded-For"]
+	for i := len(hops) - 1; i >= 0 && s.trusted(src); i-- {
+		list := strings.Split(hops[i], ",")
+		for j := len(list) - 1; j >= 0 && s.trusted(src); j-- {
+			a := peerAddr(strings.TrimSpace(list[j]))
+			if !a.IsValid() {
+				return src // a garbled entry: the last address vouched for
+			}
+			src = a
+		}
+	}
+	return src
+}
+
 func (s *Server) trusted(a netip.Addr) bool {
 	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(a) {

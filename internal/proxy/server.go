@@ -49,6 +49,19 @@ type Config struct {
 	// Domain attribute but the tunnel's own hostname, so no tunnel can set
 	// cookies for its siblings or the proxy's parent domains.
 	HostOnlyCookies bool
+	// RegisterRate and RegisterBurst limit the registrations one source
+	// address may start (a token bucket, checked before the link's
+	// upgrade, answered 429 with Retry-After); RegisterGlobalRate and
+	// RegisterGlobalBurst limit all addresses together. A rate of 0 is
+	// unlimited, a burst of 0 two seconds' worth of its rate.
+	RegisterRate        float64
+	RegisterBurst       int
+	RegisterGlobalRate  float64
+	RegisterGlobalBurst int
+	// MaxPending bounds the sockets sent a challenge that have not yet
+	// answered; past it the longest waiting is dropped. Default
+	// DefaultMaxPending.
+	MaxPending int
 	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
 	// OpsHandler serves it, on an address of the operator's choosing.
 	PrivateMetrics bool
@@ -66,6 +79,8 @@ type Server struct {
 	apex     http.Handler
 	upgrader websocket.Upgrader
 	tunnelRL *limiter.Tunnels
+	regRL    *limiter.Registrations
+	pending  pending // sockets waiting to register
 	stats    Stats
 	sub      bus.Subscription
 
@@ -96,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = limiter.DefaultMaxBody
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Node == "" {
 		cfg.Node = rand.Text()[:12]
 	}
@@ -115,6 +133,8 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", cfg.Node),
 		tunnelRL: limiter.NewTunnels(cfg.TunnelRate),
+		regRL:    limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
+		pending:  pending{max: cfg.MaxPending},
 		tunnels:  make(map[string]*tunnel),
 		upgrader: websocket.Upgrader{
 			WriteBufferSize: messages.MaxFrame + 16,

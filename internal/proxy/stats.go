@@ -13,6 +13,8 @@ type Stats struct {
 	LinksAccepted      atomic.Int64 // registrations that succeeded
 	LinksRefused       atomic.Int64 // registrations refused (bad key, signature, time, frame)
 	LinksActive        atomic.Int64
+	RegisterLimited    atomic.Int64 // 429 on the link's upgrade: over the registration rate of an address or in total
+	RegisterDropped    atomic.Int64 // sockets waiting to register, dropped oldest first over MaxPending
 	Requests           atomic.Int64 // visitor requests routed to a tunnel
 	NoTunnel           atomic.Int64 // 404 for a well-formed label with no client
 	NotOurs            atomic.Int64 // 404 for a host outside the domain

@@ -82,7 +82,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.IntVar(&o.globalBurst, "register-global-burst", proxy.DefaultRegisterGlobalBurst, "registrations this node accepts at once, `n`, before --register-global-rate applies")
 	fs.IntVar(&o.pending, "register-pending", proxy.DefaultMaxPending, "links that may wait at once, `n`, between the challenge and the client's answer; past it the longest waiting is dropped")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
-	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie any Domain but the tunnel's own hostname, so no tunnel sets cookies its siblings receive")
+	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie headers any Domain but the tunnel's own hostname, so a cookie set by header stays with its tunnel; script on a tunnel's page can still set parent-domain cookies its siblings receive: isolating tenants needs the domain on the Public Suffix List or a registrable domain of its own")
 	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")

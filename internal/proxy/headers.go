@@ -129,7 +129,8 @@ func (s *Server) isolateCookies(h http.Header, host string) {
 // that names anything but host. Every tunnel is a sibling under the
 // proxy's domain, so a cookie for Domain=<domain> (or a parent of it)
 // would reach every other tunnel; without the attribute the browser keeps
-// the cookie for host alone. It returns how many attributes it removed.
+// the cookie for host alone. Cookies that script sets never pass here.
+// It returns how many attributes it removed.
 func hostOnlyCookies(h http.Header, host string) int {
 	removed := 0
 	for i, c := range h["Set-Cookie"] {

@@ -46,8 +46,10 @@ type Config struct {
 	// verified key it refuses gets ErrNotAllowed. Nil allows every key.
 	Allow func(label string) bool
 	// HostOnlyCookies removes from the services' Set-Cookie fields any
-	// Domain attribute but the tunnel's own hostname, so no tunnel can set
-	// cookies for its siblings or the proxy's parent domains.
+	// Domain attribute but the tunnel's own hostname, so a cookie set by
+	// header stays with its tunnel. It cannot stop a tunnel's page from
+	// setting parent-domain cookies with script; only the Public Suffix
+	// List or a registrable domain per deployment isolates tenants.
 	HostOnlyCookies bool
 	// RegisterRate and RegisterBurst limit the registrations one source
 	// address may start (a token bucket, checked before the link's

@@ -27,6 +27,7 @@ const (
 
 // Tunnels limits visitor requests per hostname label: perSecond requests a
 // second with a burst of two seconds' worth (at least 1, at most 10,000).
+// Registrations uses the same per-key machinery for source addresses.
 //
 // It forgets a label's limiter once the limiter has refilled completely,
 // which loses nothing because a new limiter starts full. It is safe for
@@ -54,9 +55,15 @@ type shard struct {
 // perSecond 0 means unlimited: Allow always succeeds and remembers nothing.
 // It panics if CheckRate(perSecond) fails.
 func NewTunnels(perSecond float64) *Tunnels {
+	return newKeyed(perSecond, burstOf(perSecond))
+}
+
+// newKeyed returns a Tunnels of perSecond events a second per key with
+// the given burst: Registrations keys it by source address.
+func newKeyed(perSecond float64, burst int) *Tunnels {
 	t := &Tunnels{
 		limit: limitOf(perSecond),
-		burst: burstOf(perSecond),
+		burst: burst,
 		seed:  maphash.MakeSeed(),
 	}
 	if t.limit == rate.Inf {

@@ -51,7 +51,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.proxy, "proxy", "ws://127.0.0.1:8080", "proxy `URL` (wss:// for a proxy behind TLS)")
-	fs.StringVar(&o.target, "target", "", "private service to publish, e.g. http://127.0.0.1:3000 (required)")
+	fs.StringVar(&o.target, "target", "", "private service to publish, e.g. http://127.0.0.1:3000 (required); with a path (http://127.0.0.1:3000/public) every request goes under it, and request paths with dot-segments or encoded slashes are refused with 400")
 	fs.StringVar(&o.key, "key", "", "key `file`; created with mode 0600 if missing (default: keyhole/client.key in the user config directory)")
 	fs.StringVar(&o.hostHeader, "host-header", "", "Host sent to the service: empty passes the visitor's, 'rewrite' sends the target's, anything else is sent as is")
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")

@@ -55,6 +55,11 @@ type options struct {
 	proxyProtocol  bool
 	hostOnly       bool
 	redisPrefix    string
+	registerRate   float64
+	registerBurst  int
+	globalRate     float64
+	globalBurst    int
+	pending        int
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -71,8 +76,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Int64Var(&o.maxBody, "max-body", limiter.DefaultMaxBody, "largest request or response body and WebSocket message in `bytes` (413 / 502 / 1009 beyond); 0 for no cap")
 	fs.Float64Var(&o.clientRate, "client-rate", 100000, "`messages` per second one client link may send (0 = unlimited)")
 	fs.Float64Var(&o.tunnelRate, "tunnel-rate", 25000, "visitor `requests` per second per hostname before 429 (0 = unlimited)")
+	fs.Float64Var(&o.registerRate, "register-rate", proxy.DefaultRegisterRate, "client `registrations` per second one source address may start before 429 (0 = unlimited)")
+	fs.IntVar(&o.registerBurst, "register-burst", proxy.DefaultRegisterBurst, "registrations one source address may start at once, `n`, before --register-rate applies")
+	fs.Float64Var(&o.globalRate, "register-global-rate", proxy.DefaultRegisterGlobalRate, "client `registrations` per second this node accepts from all addresses together before 429 (0 = unlimited)")
+	fs.IntVar(&o.globalBurst, "register-global-burst", proxy.DefaultRegisterGlobalBurst, "registrations this node accepts at once, `n`, before --register-global-rate applies")
+	fs.IntVar(&o.pending, "register-pending", proxy.DefaultMaxPending, "links that may wait at once, `n`, between the challenge and the client's answer; past it the longest waiting is dropped")
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
-	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie any Domain but the tunnel's own hostname, so no tunnel sets cookies its siblings receive")
+	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie headers any Domain but the tunnel's own hostname, so a cookie set by header stays with its tunnel; script on a tunnel's page can still set parent-domain cookies its siblings receive: isolating tenants needs the domain on the Public Suffix List or a registrable domain of its own")
 	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
@@ -88,6 +98,19 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if err := limiter.CheckRate(o.tunnelRate); err != nil {
 		return nil, fmt.Errorf("--tunnel-rate: %w", err)
+	}
+	for name, r := range map[string]float64{"--register-rate": o.registerRate, "--register-global-rate": o.globalRate} {
+		if err := limiter.CheckRate(r); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	for name, b := range map[string]int{"--register-burst": o.registerBurst, "--register-global-burst": o.globalBurst} {
+		if err := limiter.CheckBurst(b); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	if o.pending <= 0 {
+		return nil, fmt.Errorf("--register-pending must be positive")
 	}
 	if o.maxBody < 0 {
 		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
@@ -149,18 +172,23 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, port, _ = net.SplitHostPort(ln.Addr().String())
 	}
 	cfg := proxy.Config{
-		Domain:          o.domain,
-		PublicScheme:    o.publicScheme,
-		PublicPort:      port,
-		RequestTimeout:  o.requestTimeout,
-		MaxBody:         maxBody(o.maxBody),
-		ClientRate:      o.clientRate,
-		TunnelRate:      o.tunnelRate,
-		TrustedProxies:  trusted,
-		Node:            o.node,
-		PrivateMetrics:  o.metricsListen != "",
-		HostOnlyCookies: o.hostOnly,
-		Logger:          log,
+		Domain:              o.domain,
+		PublicScheme:        o.publicScheme,
+		PublicPort:          port,
+		RequestTimeout:      o.requestTimeout,
+		MaxBody:             maxBody(o.maxBody),
+		ClientRate:          o.clientRate,
+		TunnelRate:          o.tunnelRate,
+		TrustedProxies:      trusted,
+		RegisterRate:        o.registerRate,
+		RegisterBurst:       o.registerBurst,
+		RegisterGlobalRate:  o.globalRate,
+		RegisterGlobalBurst: o.globalBurst,
+		MaxPending:          o.pending,
+		Node:                o.node,
+		PrivateMetrics:      o.metricsListen != "",
+		HostOnlyCookies:     o.hostOnly,
+		Logger:              log,
 	}
 	var allow *allowList
 	if o.allowKeys != "" {

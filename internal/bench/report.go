@@ -44,7 +44,7 @@ type nodeCounters struct {
 func (r *report) write(w io.Writer) {
 	fmt.Fprintf(w, "keyhole end-to-end benchmark: %d CPUs, %s %s/%s, loopback; each run %v warm-up + %v measured\n",
 		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.timing.warmup, r.timing.measure)
-	fmt.Fprintf(w, "proxy limits off for the runs (--tunnel-rate 0 --client-rate 0); defaults: --tunnel-rate %s requests/s per hostname, --client-rate %s messages/s per client link\n",
+	fmt.Fprintf(w, "proxy limits off for the runs (--tunnel-rate 0 --client-rate 0 --register-rate 0 --register-global-rate 0); defaults: --tunnel-rate %s requests/s per hostname, --client-rate %s messages/s per client link\n",
 		r.limits.tunnelRate, r.limits.clientRate)
 	for _, sr := range r.suites {
 		if len(sr.outcomes) > 0 {

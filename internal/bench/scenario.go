@@ -161,7 +161,8 @@ func (e *env) stop(ps *procs, stderr io.Writer) {
 
 // proxyArgs turns the limits off, so that they do not distort the
 // measurement.
-var proxyArgs = []string{"--listen", "127.0.0.1:0", "--tunnel-rate", "0", "--client-rate", "0", "--drain-timeout", "2s"}
+var proxyArgs = []string{"--listen", "127.0.0.1:0", "--tunnel-rate", "0", "--client-rate", "0",
+	"--register-rate", "0", "--register-global-rate", "0", "--drain-timeout", "2s"}
 
 // startProxy starts a proxy with proxyArgs and extra and returns it with
 // its host:port.

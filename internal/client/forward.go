@@ -21,7 +21,7 @@ func (s *session) serveHTTP(st *stream, head *messages.RequestHead, noBody bool)
 	start := time.Now()
 	req, err := s.c.request(st, head, noBody)
 	if err != nil {
-		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+		s.sendError(st.id, requestStatus(err), "keyhole client: "+err.Error())
 		return
 	}
 	resp, err := s.c.cfg.Transport.RoundTrip(req)
@@ -49,6 +49,9 @@ func (c *Client) request(st *stream, head *messages.RequestHead, noBody bool) (*
 	}
 	u.Scheme, u.Host, u.User = c.target.Scheme, c.target.Host, nil
 	if p := strings.TrimSuffix(c.target.Path, "/"); p != "" {
+		if escapesTarget(u.EscapedPath()) {
+			return nil, fmt.Errorf("%w: %q", errEscapesTarget, u.EscapedPath())
+		}
 		u.Path = p + u.Path
 		if u.RawPath != "" {
 			u.RawPath = strings.TrimSuffix(c.target.EscapedPath(), "/") + u.RawPath

@@ -29,7 +29,7 @@ func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
 	}
 	req, err := s.c.request(st, head, true)
 	if err != nil {
-		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+		s.sendError(st.id, requestStatus(err), "keyhole client: "+err.Error())
 		return
 	}
 	u := *req.URL

@@ -4,6 +4,7 @@ package hop
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -38,6 +39,10 @@ func Remove(h http.Header) {
 		delete(h, f)
 	}
 }
+
+// Is reports whether the canonical field name is one of the fixed
+// hop-by-hop fields Remove always deletes.
+func Is(name string) bool { return slices.Contains(fields, name) }
 
 // handshake are the fields of one hop's WebSocket handshake; each hop
 // negotiates its own key, version, extensions and accept.

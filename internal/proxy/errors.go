@@ -27,6 +27,8 @@ var (
 	ErrBadBody          = errors.New("malformed request body")
 	ErrBodyTimeout      = errors.New("the request body stopped arriving")
 	ErrLength           = errors.New("body length differs from the declared length")
+	ErrRegisterLimited  = errors.New("too many registrations; try again later")
+	ErrCrowdedOut       = errors.New("too many links waiting to register; the longest waiting was dropped")
 )
 
 // upstreamError is an Error frame from the client: the private service
@@ -59,7 +61,7 @@ func status(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, ErrBodyTimeout):
 		return http.StatusRequestTimeout
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, ErrRateLimited), errors.Is(err, ErrRegisterLimited):
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusBadGateway

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"keyhole/internal/hop"
@@ -23,6 +24,9 @@ func (s *Server) outboundHeader(r *http.Request) http.Header {
 	hop.Remove(h)
 	// The proxy answered any Expect itself and has the body.
 	delete(h, "Expect")
+	if n := dropLookalikes(h); n > 0 {
+		s.stats.LookalikeHeaders.Add(int64(n))
+	}
 	peer := peerAddr(r.RemoteAddr)
 	trusted := s.trusted(peer)
 	if !trusted {
@@ -48,6 +52,33 @@ func (s *Server) outboundHeader(r *http.Request) http.Header {
 	return h
 }
 
+// dropLookalikes deletes from h every field whose name, read with '_' as
+// '-', is one the proxy sets or strips (X_Forwarded_For, X-Real_Ip,
+// Proxy_Authorization): CGI-style services (PHP, nginx with
+// underscores_in_headers) take both spellings as one field, so a
+// lookalike would slip past the stripping. No front proxy is trusted to
+// have removed them, so they go whoever the peer is. It returns how many
+// it deleted.
+func dropLookalikes(h http.Header) int {
+	n := 0
+	for name := range h {
+		if !strings.Contains(name, "_") {
+			continue
+		}
+		if protected(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
+			delete(h, name)
+			n++
+		}
+	}
+	return n
+}
+
+// protected reports whether the canonical name is a field the proxy sets
+// or strips from a visitor's request.
+func protected(name string) bool {
+	return slices.Contains(spoofable, name) || hop.Is(name) || name == "Expect"
+}
+
 func peerAddr(remote string) netip.Addr {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
@@ -55,6 +86,26 @@ func peerAddr(remote string) netip.Addr {
 	}
 	a, _ := netip.ParseAddr(host)
 	return a.Unmap()
+}
+
+// sourceAddr is the address a request comes from, for limits: the peer's
+// (the visitor's own under the PROXY protocol), or, when the peer is a
+// trusted front proxy, the nearest address in X-Forwarded-For that is
+// not a trusted proxy, which is the one the outermost trusted front saw.
+func (s *Server) sourceAddr(r *http.Request) netip.Addr {
+	src := peerAddr(r.RemoteAddr)
+	hops := r.Header["X-Forwarded-For"]
+	for i := len(hops) - 1; i >= 0 && s.trusted(src); i-- {
+		list := strings.Split(hops[i], ",")
+		for j := len(list) - 1; j >= 0 && s.trusted(src); j-- {
+			a := peerAddr(strings.TrimSpace(list[j]))
+			if !a.IsValid() {
+				return src // a garbled entry: the last address vouched for
+			}
+			src = a
+		}
+	}
+	return src
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -78,7 +129,8 @@ func (s *Server) isolateCookies(h http.Header, host string) {
 // that names anything but host. Every tunnel is a sibling under the
 // proxy's domain, so a cookie for Domain=<domain> (or a parent of it)
 // would reach every other tunnel; without the attribute the browser keeps
-// the cookie for host alone. It returns how many attributes it removed.
+// the cookie for host alone. Cookies that script sets never pass here.
+// It returns how many attributes it removed.
 func hostOnlyCookies(h http.Header, host string) int {
 	removed := 0
 	for i, c := range h["Set-Cookie"] {

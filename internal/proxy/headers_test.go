@@ -32,3 +32,26 @@ func TestHostOnlyCookies(t *testing.T) {
 		t.Errorf("removed %d attributes, want 3", n)
 	}
 }
+
+func TestDropLookalikes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		drop bool
+	}{
+		{"X_forwarded_for", true},
+		{"X-Real_ip", true},
+		{"X_Real_IP", true},
+		{"X-Forwarded_host", true},
+		{"Proxy_authorization", true},
+		{"Transfer_encoding", true},
+		{"X-Forwarded-For", false}, // the real one is the trusted-peer rule's business
+		{"X_unrelated", false},
+		{"Content_type", false},
+	} {
+		h := http.Header{tc.name: {"v"}}
+		n := dropLookalikes(h)
+		if _, kept := h[tc.name]; kept == tc.drop || n != map[bool]int{true: 1}[tc.drop] {
+			t.Errorf("%s: kept %v after %d drops, want dropped %v", tc.name, kept, n, tc.drop)
+		}
+	}
+}

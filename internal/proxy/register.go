@@ -27,6 +27,9 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, ErrDraining.Error(), http.StatusServiceUnavailable)
 		return
 	}
+	if !s.admit(w, r) {
+		return
+	}
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
@@ -34,6 +37,10 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	req, label, err := s.register(ws)
+	if errors.Is(err, ErrCrowdedOut) {
+		s.log.Debug("registration dropped", "remote", r.RemoteAddr, "err", err)
+		return // counted and closed where it was dropped
+	}
 	if err != nil {
 		s.stats.LinksRefused.Add(1)
 		s.log.Info("registration refused", "remote", r.RemoteAddr, "err", err)
@@ -88,18 +95,13 @@ func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, st
 	if err != nil {
 		return nil, "", err
 	}
-	b := link.Frame(messages.TypeChallenge, 0, messages.ID{}, payload)
-	err = ws.WriteMessage(websocket.BinaryMessage, b.B)
-	b.Free()
-	if err != nil {
-		return nil, "", fmt.Errorf("send challenge: %w", err)
+	w := s.startWaiting(ws)
+	data, err := challenge(ws, payload)
+	if err := s.stopWaiting(w); err != nil {
+		return nil, "", err
 	}
-	kind, data, err := ws.ReadMessage()
 	if err != nil {
-		return nil, "", fmt.Errorf("read registration: %w", err)
-	}
-	if kind != websocket.BinaryMessage {
-		return nil, "", fmt.Errorf("read registration: %w: text message", messages.ErrMalformed)
+		return nil, "", err
 	}
 	f, err := messages.Parse(data)
 	if err != nil {
@@ -124,6 +126,25 @@ func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, st
 	ws.SetReadDeadline(time.Time{})
 	ws.SetWriteDeadline(time.Time{})
 	return &req, label, nil
+}
+
+// challenge sends the challenge and reads the client's answer, which
+// must be a binary message.
+func challenge(ws *websocket.Conn, payload []byte) ([]byte, error) {
+	b := link.Frame(messages.TypeChallenge, 0, messages.ID{}, payload)
+	err := ws.WriteMessage(websocket.BinaryMessage, b.B)
+	b.Free()
+	if err != nil {
+		return nil, fmt.Errorf("send challenge: %w", err)
+	}
+	kind, data, err := ws.ReadMessage()
+	if err != nil {
+		return nil, fmt.Errorf("read registration: %w", err)
+	}
+	if kind != websocket.BinaryMessage {
+		return nil, fmt.Errorf("read registration: %w: text message", messages.ErrMalformed)
+	}
+	return data, nil
 }
 
 // refuse tells a client why its registration failed, then closes the link.

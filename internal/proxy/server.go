@@ -47,9 +47,24 @@ type Config struct {
 	// verified key it refuses gets ErrNotAllowed. Nil allows every key.
 	Allow func(label string) bool
 	// HostOnlyCookies removes from the services' Set-Cookie fields any
-	// Domain attribute but the tunnel's own hostname, so no tunnel can set
-	// cookies for its siblings or the proxy's parent domains.
+	// Domain attribute but the tunnel's own hostname, so a cookie set by
+	// header stays with its tunnel. It cannot stop a tunnel's page from
+	// setting parent-domain cookies with script; only the Public Suffix
+	// List or a registrable domain per deployment isolates tenants.
 	HostOnlyCookies bool
+	// RegisterRate and RegisterBurst limit the registrations one source
+	// address may start (a token bucket, checked before the link's
+	// upgrade, answered 429 with Retry-After); RegisterGlobalRate and
+	// RegisterGlobalBurst limit all addresses together. A rate of 0 is
+	// unlimited, a burst of 0 two seconds' worth of its rate.
+	RegisterRate        float64
+	RegisterBurst       int
+	RegisterGlobalRate  float64
+	RegisterGlobalBurst int
+	// MaxPending bounds the sockets sent a challenge that have not yet
+	// answered; past it the longest waiting is dropped. Default
+	// DefaultMaxPending.
+	MaxPending int
 	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
 	// OpsHandler serves it, on an address of the operator's choosing.
 	PrivateMetrics bool
@@ -70,6 +85,8 @@ type Server struct {
 	apex     http.Handler
 	upgrader websocket.Upgrader
 	tunnelRL *limiter.Tunnels
+	regRL    *limiter.Registrations
+	pending  pending // sockets waiting to register
 	stats    Stats
 	sub      bus.Subscription
 
@@ -103,6 +120,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MaxBody < 0 {
 		cfg.MaxBody = NoCap
 	}
+	if cfg.MaxPending <= 0 {
+		cfg.MaxPending = DefaultMaxPending
+	}
 	if cfg.Node == "" {
 		cfg.Node = rand.Text()[:12]
 	}
@@ -122,6 +142,8 @@ func New(cfg Config) (*Server, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", cfg.Node),
 		tunnelRL: limiter.NewTunnels(cfg.TunnelRate),
+		regRL:    limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
+		pending:  pending{max: cfg.MaxPending},
 		tunnels:  make(map[string]*tunnel),
 		upgrader: websocket.Upgrader{
 			WriteBufferSize: messages.MaxFrame + 16,

@@ -13,6 +13,8 @@ type Stats struct {
 	LinksAccepted      atomic.Int64 // registrations that succeeded
 	LinksRefused       atomic.Int64 // registrations refused (bad key, signature, time, frame)
 	LinksActive        atomic.Int64
+	RegisterLimited    atomic.Int64 // 429 on the link's upgrade: over the registration rate of an address or in total
+	RegisterDropped    atomic.Int64 // sockets waiting to register, dropped oldest first over MaxPending
 	Requests           atomic.Int64 // visitor requests routed to a tunnel
 	NoTunnel           atomic.Int64 // 404 for a well-formed label with no client
 	NotOurs            atomic.Int64 // 404 for a host outside the domain
@@ -34,6 +36,7 @@ type Stats struct {
 	BadBodies          atomic.Int64 // 400 for a malformed request body (bad chunked framing)
 	BodyTimeouts       atomic.Int64 // request bodies cut after stopping (408 if unanswered)
 	LengthMismatches   atomic.Int64 // bodies shorter or longer than their declared length
+	LookalikeHeaders   atomic.Int64 // visitor fields dropped for spelling a protected one with '_' (X_Forwarded_For)
 }
 
 // WriteTo writes the counters in the Prometheus text format.

@@ -228,36 +228,61 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 	}
 }
 
-// readFrame reads one WebSocket message into a pooled buffer.
+// readFrame reads one WebSocket message into a pooled buffer, which holds
+// exactly MaxFrame bytes: a message that fills it is whole if the reader
+// has nothing more. The WebSocket read limit refuses longer ones first.
 func (c *Conn) readFrame() (*Buffer, error) {
 	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
 	kind, r, err := c.ws.NextReader()
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, readError(err)
 	}
 	if kind != websocket.BinaryMessage {
 		return nil, fmt.Errorf("read: %w: text message on a link", messages.ErrMalformed)
 	}
 	b := NewBuffer()
 	buf := b.B[:cap(b.B)]
-	n := 0
-	for {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			b.Free()
-			return nil, fmt.Errorf("read: %w", err)
-		}
-		if n == len(buf) {
-			b.Free()
-			return nil, fmt.Errorf("read: %w", messages.ErrTooLarge)
-		}
+	n, err := io.ReadFull(r, buf)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // shorter than the buffer
+		err = nil
+	case nil: // a full buffer: the message must end here
+		err = atEnd(r)
+	default:
+		err = readError(err)
+	}
+	if err != nil {
+		b.Free()
+		return nil, err
 	}
 	b.B = buf[:n]
 	return b, nil
+}
+
+// atEnd checks that r, a message that has filled a whole buffer, has
+// nothing left.
+func atEnd(r io.Reader) error {
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		switch {
+		case m > 0:
+			return fmt.Errorf("read: %w: message over %d bytes", messages.ErrTooLarge, messages.MaxFrame)
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return readError(err)
+		}
+	}
+}
+
+// readError wraps a WebSocket read failure; a message over the read limit
+// is a frame too large.
+func readError(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return fmt.Errorf("read: %w: message over %d bytes", messages.ErrTooLarge, messages.MaxFrame)
+	}
+	return fmt.Errorf("read: %w", err)
 }
 
 // answerPing echoes a Ping's payload with FlagPong. Only the latest

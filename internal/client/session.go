@@ -87,6 +87,11 @@ func (c *Client) register(ws *websocket.Conn) (string, error) {
 
 	f, err := readFrame(ws)
 	if err != nil {
+		if errors.Is(err, messages.ErrVersion) {
+			// Told, as on a link that is up, before the link closes.
+			st := messages.Status{Code: link.StatusVersion, Text: err.Error()}
+			ws.WriteMessage(websocket.BinaryMessage, messages.Frame{Type: messages.TypeError, Payload: st.Append(nil)}.Append(nil))
+		}
 		return "", fmt.Errorf("read challenge: %w", err)
 	}
 	if f.Type != messages.TypeChallenge {

@@ -62,6 +62,7 @@ type Conn struct {
 
 	writeWake chan struct{} // Ping replies skip the queue's order but not its writer
 	pong      atomic.Pointer[Buffer]
+	last      chan lastFrame // at most one: the frame that says why the link ends
 
 	bufs net.Buffers // the writer's scratch
 }
@@ -88,8 +89,20 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		queue:     make(chan *Buffer, opts.Queue),
 		done:      make(chan struct{}),
 		writeWake: make(chan struct{}, 1),
+		last:      make(chan lastFrame, 1),
 	}
 }
+
+// lastFrame is a frame the writer sends ahead of anything queued, before
+// it ends the link with err.
+type lastFrame struct {
+	b   *Buffer
+	err error
+}
+
+// lastWait bounds how long a failing reader waits for the writer to send
+// the frame that says why.
+const lastWait = time.Second
 
 // Done is closed when the link has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -209,8 +222,13 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 		}
 		f, err := messages.Parse(b.B)
 		if err != nil {
+			version := b.B[0]
 			b.Free()
-			return fmt.Errorf("read: %w", err)
+			err = fmt.Errorf("read: %w", err)
+			if errors.Is(err, messages.ErrVersion) {
+				c.refuseVersion(version, err)
+			}
+			return err
 		}
 		if c.opts.Limiter != nil {
 			if err := c.opts.Limiter.Wait(ctx); err != nil {
@@ -285,6 +303,27 @@ func readError(err error) error {
 	return fmt.Errorf("read: %w", err)
 }
 
+// StatusVersion is the status of the Error a link sends before it closes
+// on a frame of another protocol version (HTTP Version Not Supported).
+const StatusVersion = 505
+
+// refuseVersion answers a frame of another protocol version with an Error
+// on the link that names both versions (PROTOCOL.md section 13), and
+// waits a moment for the writer to send it and end the link with err.
+func (c *Conn) refuseVersion(version byte, err error) {
+	st := messages.Status{
+		Code: StatusVersion,
+		Text: fmt.Sprintf("%v %d (this peer speaks version %d)", messages.ErrVersion, version, messages.Version),
+	}
+	c.last <- lastFrame{b: Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil)), err: err}
+	t := time.NewTimer(lastWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
+}
+
 // answerPing echoes a Ping's payload with FlagPong. Only the latest
 // unanswered ping is kept, so pings cannot pile up in memory.
 func (c *Conn) answerPing(f messages.Frame, b *Buffer) {
@@ -327,6 +366,10 @@ func (c *Conn) write() error {
 				continue
 			}
 			batch = append(batch, b)
+		case lf := <-c.last:
+			c.writeFrames([]*Buffer{lf.b})
+			lf.b.Free()
+			return lf.err
 		case <-idle.C: // nothing written for a whole interval
 			batch = append(batch, Frame(messages.TypePing, 0, messages.ID{}, nil))
 		case <-c.done:
@@ -366,6 +409,8 @@ func (c *Conn) drain() {
 		select {
 		case b := <-c.queue:
 			b.Free()
+		case lf := <-c.last:
+			lf.b.Free()
 		default:
 			if b := c.pong.Swap(nil); b != nil {
 				b.Free()

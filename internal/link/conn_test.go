@@ -94,3 +94,46 @@ func TestFrameOfMaxFrameBytes(t *testing.T) {
 		})
 	}
 }
+
+// TestFrameOfAnotherVersion: either end of a link answers a frame of
+// another protocol version with an Error on the link, status 505, naming
+// the version, then ends the link with ErrVersion.
+func TestFrameOfAnotherVersion(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		name := map[bool]string{false: "proxy end", true: "client end"}[client]
+		t.Run(name, func(t *testing.T) {
+			srv, cli := wsPair(t)
+			mine, peer := srv, cli
+			if client {
+				mine, peer = cli, srv
+			}
+			c := New(mine, Options{Client: client})
+			ended := make(chan error, 1)
+			go func() {
+				ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error { b.Free(); return nil })
+			}()
+			frame := frameOf(messages.TypePing, messages.HeaderSize)
+			frame[0] = 2
+			peer.WriteMessage(websocket.BinaryMessage, frame)
+			peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, data, err := peer.ReadMessage()
+			if err != nil {
+				t.Fatalf("read the answer: %v", err)
+			}
+			f, err := messages.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := messages.ParseStatus(f.Payload)
+			if f.Type != messages.TypeError || !f.ID.IsZero() || st.Code != 505 || !strings.Contains(st.Text, "version 2") {
+				t.Errorf("got %v on %v, %d %q; want Error on the link, 505, naming version 2", f.Type, f.ID, st.Code, st.Text)
+			}
+			if err := <-ended; !errors.Is(err, messages.ErrVersion) {
+				t.Errorf("link ended with %v, want %v", err, messages.ErrVersion)
+			}
+			if _, _, err := peer.ReadMessage(); err == nil {
+				t.Error("the link is still open")
+			}
+		})
+	}
+}

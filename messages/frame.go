@@ -155,7 +155,7 @@ func Parse(b []byte) (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: frame of %d bytes", ErrTooLarge, len(b))
 	}
 	if b[0] != Version {
-		return Frame{}, fmt.Errorf("%w: got %d, want %d", ErrVersion, b[0], Version)
+		return Frame{}, fmt.Errorf("%w %d (this peer speaks version %d)", ErrVersion, b[0], Version)
 	}
 	f := Frame{
 		Type:    Type(b[1]),

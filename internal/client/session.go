@@ -106,6 +106,11 @@ func (c *Client) register(ws *websocket.Conn) (messages.RegistrationResponse, er
 
 	f, err := readFrame(ws)
 	if err != nil {
+		if errors.Is(err, messages.ErrVersion) {
+			// Told, as on a link that is up, before the link closes.
+			st := messages.Status{Code: link.StatusVersion, Text: err.Error()}
+			ws.WriteMessage(websocket.BinaryMessage, messages.Frame{Type: messages.TypeError, Payload: st.Append(nil)}.Append(nil))
+		}
 		return none, fmt.Errorf("read challenge: %w", err)
 	}
 	if f.Type != messages.TypeChallenge {

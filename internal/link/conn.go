@@ -62,6 +62,7 @@ type Conn struct {
 
 	writeWake chan struct{} // Ping replies skip the queue's order but not its writer
 	pong      atomic.Pointer[Buffer]
+	last      chan lastFrame // at most one: the frame that says why the link ends
 
 	bufs net.Buffers // the writer's scratch
 }
@@ -88,8 +89,20 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		queue:     make(chan *Buffer, opts.Queue),
 		done:      make(chan struct{}),
 		writeWake: make(chan struct{}, 1),
+		last:      make(chan lastFrame, 1),
 	}
 }
+
+// lastFrame is a frame the writer sends ahead of anything queued, before
+// it ends the link with err.
+type lastFrame struct {
+	b   *Buffer
+	err error
+}
+
+// lastWait bounds how long a failing reader waits for the writer to send
+// the frame that says why.
+const lastWait = time.Second
 
 // Done is closed when the link has ended.
 func (c *Conn) Done() <-chan struct{} { return c.done }
@@ -209,8 +222,13 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 		}
 		f, err := messages.Parse(b.B)
 		if err != nil {
+			version := b.B[0]
 			b.Free()
-			return fmt.Errorf("read: %w", err)
+			err = fmt.Errorf("read: %w", err)
+			if errors.Is(err, messages.ErrVersion) {
+				c.refuseVersion(version, err)
+			}
+			return err
 		}
 		if c.opts.Limiter != nil {
 			if err := c.opts.Limiter.Wait(ctx); err != nil {
@@ -228,36 +246,82 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 	}
 }
 
-// readFrame reads one WebSocket message into a pooled buffer.
+// readFrame reads one WebSocket message into a pooled buffer, which holds
+// exactly MaxFrame bytes: a message that fills it is whole if the reader
+// has nothing more. The WebSocket read limit refuses longer ones first.
 func (c *Conn) readFrame() (*Buffer, error) {
 	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
 	kind, r, err := c.ws.NextReader()
 	if err != nil {
-		return nil, fmt.Errorf("read: %w", err)
+		return nil, readError(err)
 	}
 	if kind != websocket.BinaryMessage {
 		return nil, fmt.Errorf("read: %w: text message on a link", messages.ErrMalformed)
 	}
 	b := NewBuffer()
 	buf := b.B[:cap(b.B)]
-	n := 0
-	for {
-		m, err := r.Read(buf[n:])
-		n += m
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			b.Free()
-			return nil, fmt.Errorf("read: %w", err)
-		}
-		if n == len(buf) {
-			b.Free()
-			return nil, fmt.Errorf("read: %w", messages.ErrTooLarge)
-		}
+	n, err := io.ReadFull(r, buf)
+	switch err {
+	case io.EOF, io.ErrUnexpectedEOF: // shorter than the buffer
+		err = nil
+	case nil: // a full buffer: the message must end here
+		err = atEnd(r)
+	default:
+		err = readError(err)
+	}
+	if err != nil {
+		b.Free()
+		return nil, err
 	}
 	b.B = buf[:n]
 	return b, nil
+}
+
+// atEnd checks that r, a message that has filled a whole buffer, has
+// nothing left.
+func atEnd(r io.Reader) error {
+	var one [1]byte
+	for {
+		m, err := r.Read(one[:])
+		switch {
+		case m > 0:
+			return fmt.Errorf("read: %w: message over %d bytes", messages.ErrTooLarge, messages.MaxFrame)
+		case err == io.EOF:
+			return nil
+		case err != nil:
+			return readError(err)
+		}
+	}
+}
+
+// readError wraps a WebSocket read failure; a message over the read limit
+// is a frame too large.
+func readError(err error) error {
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return fmt.Errorf("read: %w: message over %d bytes", messages.ErrTooLarge, messages.MaxFrame)
+	}
+	return fmt.Errorf("read: %w", err)
+}
+
+// StatusVersion is the status of the Error a link sends before it closes
+// on a frame of another protocol version (HTTP Version Not Supported).
+const StatusVersion = 505
+
+// refuseVersion answers a frame of another protocol version with an Error
+// on the link that names both versions (PROTOCOL.md section 13), and
+// waits a moment for the writer to send it and end the link with err.
+func (c *Conn) refuseVersion(version byte, err error) {
+	st := messages.Status{
+		Code: StatusVersion,
+		Text: fmt.Sprintf("%v %d (this peer speaks version %d)", messages.ErrVersion, version, messages.Version),
+	}
+	c.last <- lastFrame{b: Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil)), err: err}
+	t := time.NewTimer(lastWait)
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-t.C:
+	}
 }
 
 // answerPing echoes a Ping's payload with FlagPong. Only the latest
@@ -302,6 +366,10 @@ func (c *Conn) write() error {
 				continue
 			}
 			batch = append(batch, b)
+		case lf := <-c.last:
+			c.writeFrames([]*Buffer{lf.b})
+			lf.b.Free()
+			return lf.err
 		case <-idle.C: // nothing written for a whole interval
 			batch = append(batch, Frame(messages.TypePing, 0, messages.ID{}, nil))
 		case <-c.done:
@@ -341,6 +409,8 @@ func (c *Conn) drain() {
 		select {
 		case b := <-c.queue:
 			b.Free()
+		case lf := <-c.last:
+			lf.b.Free()
 		default:
 			if b := c.pong.Swap(nil); b != nil {
 				b.Free()

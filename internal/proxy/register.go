@@ -43,6 +43,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.stats.LinksRefused.Add(1)
+		s.countVersion(err)
 		s.log.Info("registration refused", "remote", r.RemoteAddr, "err", err)
 		refuse(ws, err)
 		return
@@ -156,6 +157,8 @@ func refuse(ws *websocket.Conn, err error) {
 		st.Code = http.StatusBadRequest
 	case errors.Is(err, ErrNotAllowed):
 		st.Code = http.StatusForbidden
+	case errors.Is(err, messages.ErrVersion):
+		st.Code = link.StatusVersion
 	}
 	b := link.Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
 	defer b.Free()
@@ -209,6 +212,7 @@ func (s *Server) serveLink(l *clientLink) {
 	err := l.conn.Run(s.ctx, l.handle)
 
 	s.stats.LinksActive.Add(-1)
+	s.countVersion(err)
 	s.unlink(l)
 	l.failAll(fmt.Errorf("%w: %v", ErrTunnelGone, err))
 	l.log.Info("link down", "err", err)
@@ -229,6 +233,14 @@ func (s *Server) withdraw(l *clientLink) {
 	defer cancel()
 	if err := s.cfg.Registry.Withdraw(ctx, l.label, s.cfg.Node); err != nil {
 		l.log.Warn("withdraw route", "err", err)
+	}
+}
+
+// countVersion counts a link that ended on a frame of another protocol
+// version; the link has answered it with an Error of status 505.
+func (s *Server) countVersion(err error) {
+	if errors.Is(err, messages.ErrVersion) {
+		s.stats.VersionMismatches.Add(1)
 	}
 }
 

@@ -28,6 +28,7 @@ type Stats struct {
 	UnknownStream      atomic.Int64 // frames for streams that had already ended
 	StreamOverflow     atomic.Int64 // streams closed because their queue was full
 	ProtocolViolations atomic.Int64 // frames a client may not send
+	VersionMismatches  atomic.Int64 // links closed on a frame of another protocol version (answered 505)
 	RemoteRequests     atomic.Int64 // requests served through another node
 	RoutingErrors      atomic.Int64 // requests that could not reach another node
 	WebSockets         atomic.Int64 // visitor WebSockets opened

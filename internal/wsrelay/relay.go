@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -43,10 +44,12 @@ type Options struct {
 
 // Close codes keyhole itself sends.
 const (
-	CodeGoingAway   = websocket.CloseGoingAway         // 1001: the link or the proxy went away
-	CodeTooBig      = websocket.CloseMessageTooBig     // 1009: a message over the cap
-	CodeInternal    = websocket.CloseInternalServerErr // 1011
-	CodeTryLater    = websocket.CloseTryAgainLater     // 1013: the reader was too slow
+	CodeGoingAway   = websocket.CloseGoingAway               // 1001: the link or the proxy went away
+	CodeProtocol    = websocket.CloseProtocolError           // 1002: the socket broke RFC 6455
+	CodeInvalidText = websocket.CloseInvalidFramePayloadData // 1007: a text message (or close reason) that is not UTF-8
+	CodeTooBig      = websocket.CloseMessageTooBig           // 1009: a message over the cap
+	CodeInternal    = websocket.CloseInternalServerErr       // 1011
+	CodeTryLater    = websocket.CloseTryAgainLater           // 1013: the reader was too slow
 	maxCloseReason  = 123
 	defaultMaxBytes = 512000
 )
@@ -135,16 +138,18 @@ func failureStatus(err error) (int, string) {
 // one chunk each, the last marked FlagEnd, and ends with a WSTeardown.
 func (r *relay) toStream(ctx context.Context) error {
 	id := r.st.ID()
+	var check textCheck
+	var text *textCheck // &check while reading a text message
 	for {
 		typ, msg, err := r.ws.NextReader()
 		if err != nil {
-			code, text := readStatus(err)
-			r.teardown(ctx, code, text)
-			return err
+			return r.readFailed(ctx, err)
 		}
 		var flags messages.Flags
+		text = nil
 		if typ == websocket.TextMessage {
 			flags = messages.FlagText
+			text = &check
 		}
 		for {
 			c := link.Chunk()
@@ -152,9 +157,11 @@ func (r *relay) toStream(ctx context.Context) error {
 			last := err == io.EOF || err == io.ErrUnexpectedEOF
 			if err != nil && !last {
 				c.Free()
-				code, text := readStatus(err)
-				r.teardown(ctx, code, text)
-				return err
+				return r.readFailed(ctx, err)
+			}
+			if text != nil && (!text.add(c.Payload()[:n]) || last && !text.end()) {
+				c.Free()
+				return r.fail(ctx, CodeInvalidText, invalidText, true)
 			}
 			f := flags
 			if last {
@@ -175,7 +182,22 @@ func (r *relay) toStream(ctx context.Context) error {
 	}
 }
 
+// readFailed passes on why the socket's reader failed. Unless the peer
+// closed, the socket is then read until the peer goes, briefly.
+func (r *relay) readFailed(ctx context.Context, err error) error {
+	code, text := readStatus(err)
+	r.teardown(ctx, code, text)
+	if !isClose(err) {
+		r.linger()
+	}
+	return err
+}
+
 // readStatus is the close code and reason to pass on for a read error.
+// The WebSocket library has failed the socket itself with 1002 on a
+// protocol error (a bad close code, an oversized or fragmented control
+// frame, reserved bits); the far side is told 1002, or 1007 when the
+// error was a close reason that is not UTF-8.
 func readStatus(err error) (int, string) {
 	var ce *websocket.CloseError
 	switch {
@@ -183,6 +205,10 @@ func readStatus(err error) (int, string) {
 		return ce.Code, ce.Text
 	case errors.Is(err, websocket.ErrReadLimit):
 		return CodeTooBig, "message too big"
+	case err.Error() == errCloseNotUTF8:
+		return CodeInvalidText, "keyhole: close reason is not UTF-8"
+	case isProtocolError(err):
+		return CodeProtocol, truncate("keyhole: " + strings.TrimPrefix(err.Error(), "websocket: "))
 	default:
 		return websocket.CloseAbnormalClosure, ""
 	}
@@ -201,7 +227,9 @@ func (r *relay) teardown(ctx context.Context, code int, text string) {
 // toSocket writes the far side's messages to the socket until a teardown.
 func (r *relay) toSocket(ctx context.Context) error {
 	var w io.WriteCloser
-	var consumed int64 // credit to grant back
+	var check textCheck
+	var text *textCheck // &check while a text message is open
+	var consumed int64  // credit to grant back
 	for {
 		m, err := r.st.Next(ctx)
 		if err != nil {
@@ -215,14 +243,20 @@ func (r *relay) toSocket(ctx context.Context) error {
 		case messages.TypeWSMessage:
 			if w == nil {
 				typ := websocket.BinaryMessage
+				text = nil
 				if f.Flags&messages.FlagText != 0 {
 					typ = websocket.TextMessage
+					text = &check
 				}
 				r.ws.SetWriteDeadline(time.Now().Add(r.opts.WriteTimeout))
 				if w, err = r.ws.NextWriter(typ); err != nil {
 					m.B.Free()
 					return err
 				}
+			}
+			if text != nil && (!text.add(f.Payload) || f.End() && !text.end()) {
+				m.B.Free()
+				return r.fail(ctx, CodeInvalidText, invalidText, false)
 			}
 			_, err = w.Write(f.Payload)
 			if err == nil && f.End() {

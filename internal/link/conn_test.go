@@ -1,0 +1,139 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"keyhole/messages"
+)
+
+// wsPair returns the two ends of a real WebSocket over loopback: the
+// server's end first.
+func wsPair(t *testing.T) (srv, cli *websocket.Conn) {
+	t.Helper()
+	got := make(chan *websocket.Conn, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		got <- ws
+	}))
+	t.Cleanup(hs.Close)
+	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = <-got
+	t.Cleanup(func() { srv.Close(); cli.Close() })
+	return srv, cli
+}
+
+// frameOf returns an encoded frame of exactly n bytes.
+func frameOf(t messages.Type, n int) []byte {
+	b := messages.AppendHeader(nil, t, 0, messages.ID{1})
+	return append(b, bytes.Repeat([]byte{0xa5}, n-len(b))...)
+}
+
+// TestFrameOfMaxFrameBytes: a frame of exactly MaxFrame bytes, of a known
+// type and of one this version does not know, reaches the handler on
+// either end of a link; one byte more ends the link with ErrTooLarge.
+func TestFrameOfMaxFrameBytes(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		name := map[bool]string{false: "proxy end", true: "client end"}[client]
+		t.Run(name, func(t *testing.T) {
+			srv, cli := wsPair(t)
+			mine, peer := srv, cli
+			if client {
+				mine, peer = cli, srv
+			}
+			c := New(mine, Options{Client: client})
+			got := make(chan int, 4)
+			ended := make(chan error, 1)
+			go func() {
+				ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error {
+					got <- len(b.B)
+					b.Free()
+					return nil
+				})
+			}()
+			for _, typ := range []messages.Type{messages.TypeHTTPResponse, 200} {
+				if err := peer.WriteMessage(websocket.BinaryMessage, frameOf(typ, messages.MaxFrame)); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case n := <-got:
+					if n != messages.MaxFrame {
+						t.Errorf("type %v: got a frame of %d bytes, want %d", typ, n, messages.MaxFrame)
+					}
+				case err := <-ended:
+					t.Fatalf("type %v: a frame of MaxFrame bytes ended the link: %v", typ, err)
+				case <-time.After(5 * time.Second):
+					t.Fatalf("type %v: the frame of MaxFrame bytes never arrived", typ)
+				}
+			}
+			peer.WriteMessage(websocket.BinaryMessage, frameOf(messages.TypeHTTPResponse, messages.MaxFrame+1))
+			select {
+			case err := <-ended:
+				if !errors.Is(err, messages.ErrTooLarge) {
+					t.Errorf("a frame of MaxFrame+1 bytes: got %v, want %v", err, messages.ErrTooLarge)
+				}
+			case n := <-got:
+				t.Errorf("a frame of MaxFrame+1 bytes reached the handler (%d bytes)", n)
+			case <-time.After(5 * time.Second):
+				t.Error("a frame of MaxFrame+1 bytes did not end the link")
+			}
+		})
+	}
+}
+
+// TestFrameOfAnotherVersion: either end of a link answers a frame of
+// another protocol version with an Error on the link, status 505, naming
+// the version, then ends the link with ErrVersion.
+func TestFrameOfAnotherVersion(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		name := map[bool]string{false: "proxy end", true: "client end"}[client]
+		t.Run(name, func(t *testing.T) {
+			srv, cli := wsPair(t)
+			mine, peer := srv, cli
+			if client {
+				mine, peer = cli, srv
+			}
+			c := New(mine, Options{Client: client})
+			ended := make(chan error, 1)
+			go func() {
+				ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error { b.Free(); return nil })
+			}()
+			frame := frameOf(messages.TypePing, messages.HeaderSize)
+			frame[0] = 2
+			peer.WriteMessage(websocket.BinaryMessage, frame)
+			peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, data, err := peer.ReadMessage()
+			if err != nil {
+				t.Fatalf("read the answer: %v", err)
+			}
+			f, err := messages.Parse(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, _ := messages.ParseStatus(f.Payload)
+			if f.Type != messages.TypeError || !f.ID.IsZero() || st.Code != 505 || !strings.Contains(st.Text, "version 2") {
+				t.Errorf("got %v on %v, %d %q; want Error on the link, 505, naming version 2", f.Type, f.ID, st.Code, st.Text)
+			}
+			if err := <-ended; !errors.Is(err, messages.ErrVersion) {
+				t.Errorf("link ended with %v, want %v", err, messages.ErrVersion)
+			}
+			if _, _, err := peer.ReadMessage(); err == nil {
+				t.Error("the link is still open")
+			}
+		})
+	}
+}

@@ -1,0 +1,295 @@
+package e2e
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"keyhole/internal/proxy"
+	"keyhole/internal/redistest"
+)
+
+// Bodies with credit (PROTOCOL.md section 9.3): any size, any speed, one
+// node or across two over a real Redis.
+
+// route is one way a visitor reaches a tunnel: the proxy to send requests
+// to, and the tunnel's URL.
+type route struct {
+	name string
+	hc   *http.Client
+	url  string
+}
+
+// streamRoutes starts, for a backend, a tunnel on one node and one whose
+// visitors enter on a second node over a real Redis, both with cfg.
+func streamRoutes(t *testing.T, cfg proxy.Config, h http.HandlerFunc) []route {
+	t.Helper()
+	be := backend(t, h)
+	one := startProxy(t, cfg)
+	c1 := startClient(t, one, be.URL, newKey(t))
+
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	node := func(name string) *testProxy {
+		bs, reg := redisNode(t, srv, prefix)
+		c := cfg
+		c.Node, c.Bus, c.Registry = name, bs, reg
+		return startProxy(t, c)
+	}
+	a, b := node("a"), node("b")
+	c2 := startClient(t, a, be.URL, newKey(t))
+	return []route{
+		{name: "one node", hc: visitor(one), url: c1.url},
+		{name: "across nodes", hc: visitor(b), url: c2.url},
+	}
+}
+
+// pattern is a deterministic body of n bytes, so large transfers need not
+// be held in memory to be checked.
+type pattern struct{ n, off int64 }
+
+func (p *pattern) Read(b []byte) (int, error) {
+	if p.off == p.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(b)), p.n-p.off)
+	for i := range k {
+		x := uint64(p.off + i)
+		b[i] = byte(x ^ x>>8 ^ x>>16 ^ x>>24)
+	}
+	p.off += k
+	return int(k), nil
+}
+
+func patternSum(n int64) [32]byte {
+	h := sha256.New()
+	io.Copy(h, &pattern{n: n})
+	var s [32]byte
+	h.Sum(s[:0])
+	return s
+}
+
+// A large body goes through byte-exact both ways with no cap, on one node
+// and across nodes: far past what any queue holds, so only credit keeps
+// it whole.
+func TestStreamLargeBodiesNoCap(t *testing.T) {
+	const size = 32 << 20
+	want := patternSum(size)
+	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/down":
+			w.Header().Set("Content-Length", strconv.Itoa(size))
+			io.Copy(w, &pattern{n: size})
+		case "/down-chunked":
+			io.Copy(w, &pattern{n: size})
+		case "/up":
+			h := sha256.New()
+			n, err := io.Copy(h, r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+		}
+	})
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			for _, path := range []string{"/down", "/down-chunked"} {
+				resp, err := rt.hc.Get(rt.url + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				h := sha256.New()
+				n, err := io.Copy(h, resp.Body)
+				resp.Body.Close()
+				if err != nil || n != size || !bytes.Equal(h.Sum(nil), want[:]) {
+					t.Errorf("%s: got %d bytes (err %v), want %d byte-exact", path, n, err, size)
+				}
+			}
+			for _, chunked := range []bool{false, true} {
+				var body io.Reader = &pattern{n: size}
+				req, _ := http.NewRequest("POST", rt.url+"/up", body)
+				if !chunked {
+					req.ContentLength = size
+				}
+				resp, got := do(t, rt.hc, req)
+				if wantBody := fmt.Sprintf("%d %x", size, want); resp.StatusCode != 200 || got != wantBody {
+					t.Errorf("upload (chunked %v): got %d %q, want 200 %q", chunked, resp.StatusCode, got, wantBody)
+				}
+			}
+		})
+	}
+}
+
+// throttled reads at most rate bytes a second.
+type throttled struct {
+	r     io.Reader
+	rate  int
+	start time.Time
+	n     int
+}
+
+func (t *throttled) Read(p []byte) (int, error) {
+	if t.start.IsZero() {
+		t.start = time.Now()
+	}
+	if ahead := time.Duration(t.n)*time.Second/time.Duration(t.rate) - time.Since(t.start); ahead > 0 {
+		time.Sleep(ahead)
+	}
+	n, err := t.r.Read(p[:min(len(p), 16<<10)])
+	t.n += n
+	return n, err
+}
+
+// A visitor that reads slowly holds back only its own stream: a fast
+// download on the same tunnel, started after it, finishes long before it,
+// and both arrive byte-exact.
+func TestStreamSlowVisitorHoldsBackOnlyItself(t *testing.T) {
+	const slowSize, fastSize = 3 << 20, 32 << 20
+	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
+		n, _ := strconv.ParseInt(r.URL.Query().Get("n"), 10, 64)
+		w.Header().Set("Content-Length", strconv.FormatInt(n, 10))
+		io.Copy(w, &pattern{n: n})
+	})
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			slowDone := make(chan error, 1)
+			var slowEnd atomic.Int64
+			go func() {
+				resp, err := rt.hc.Get(rt.url + "/?n=" + strconv.Itoa(slowSize))
+				if err != nil {
+					slowDone <- err
+					return
+				}
+				defer resp.Body.Close()
+				h := sha256.New()
+				n, err := io.Copy(h, &throttled{r: resp.Body, rate: 1 << 20})
+				slowEnd.Store(time.Now().UnixNano())
+				if want := patternSum(slowSize); err == nil && (n != slowSize || !bytes.Equal(h.Sum(nil), want[:])) {
+					err = fmt.Errorf("got %d bytes, want %d byte-exact", n, slowSize)
+				}
+				slowDone <- err
+			}()
+			time.Sleep(200 * time.Millisecond) // the slow one is under way
+			resp, err := rt.hc.Get(rt.url + "/?n=" + strconv.Itoa(fastSize))
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sha256.New()
+			n, err := io.Copy(h, resp.Body)
+			resp.Body.Close()
+			fastEnd := time.Now().UnixNano()
+			if want := patternSum(fastSize); err != nil || n != fastSize || !bytes.Equal(h.Sum(nil), want[:]) {
+				t.Errorf("fast download: got %d bytes (err %v), want %d byte-exact", n, err, fastSize)
+			}
+			if err := <-slowDone; err != nil {
+				t.Errorf("slow download: %v", err)
+			}
+			if slowEnd.Load() < fastEnd {
+				t.Errorf("the slow download (3 MiB at 1 MiB/s) ended before the fast one: the slow visitor held it back")
+			}
+		})
+	}
+}
+
+// pacedBody sends n pieces of piece bytes, one every gap.
+type pacedBody struct {
+	piece, n int
+	gap      time.Duration
+	left     int          // bytes left of the current piece
+	sent     int          // pieces begun
+	last     atomic.Int64 // when the last piece began, Unix ns
+}
+
+func (p *pacedBody) Read(b []byte) (int, error) {
+	if p.left == 0 {
+		if p.sent == p.n {
+			return 0, io.EOF
+		}
+		if p.sent > 0 {
+			time.Sleep(p.gap)
+		}
+		p.sent++
+		p.left = p.piece
+		if p.sent == p.n {
+			p.last.Store(time.Now().UnixNano())
+		}
+	}
+	k := min(len(b), p.left)
+	clear(b[:k])
+	p.left -= k
+	return k, nil
+}
+
+// A paced upload reaches the service as it is sent: its first bytes
+// arrive before the visitor has sent the last ones, declared or chunked.
+func TestStreamPacedUploadArrivesAsSent(t *testing.T) {
+	first := make(chan int64, 1)
+	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(r.Body, b); err == nil {
+			select {
+			case first <- time.Now().UnixNano():
+			default:
+			}
+		}
+		n, _ := io.Copy(io.Discard, r.Body)
+		fmt.Fprint(w, n+1)
+	})
+	for _, rt := range routes {
+		for _, chunked := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/chunked=%v", rt.name, chunked), func(t *testing.T) {
+				body := &pacedBody{piece: 64 << 10, n: 16, gap: 125 * time.Millisecond} // 1 MiB over 2 s
+				req, _ := http.NewRequest("POST", rt.url+"/", body)
+				if !chunked {
+					req.ContentLength = 1 << 20
+				}
+				resp, got := do(t, rt.hc, req)
+				if resp.StatusCode != 200 || got != strconv.Itoa(1<<20) {
+					t.Fatalf("got %d %q, want 200 %d", resp.StatusCode, got, 1<<20)
+				}
+				arrived := <-first
+				if last := body.last.Load(); arrived >= last {
+					t.Errorf("the first byte reached the service %v after the last was sent, want before", time.Duration(arrived-last))
+				}
+			})
+		}
+	}
+}
+
+// An upload the service stops taking fails the visitor's request at once,
+// not at the request timeout.
+func TestStreamUploadTheServiceDropsFailsFast(t *testing.T) {
+	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
+		io.CopyN(io.Discard, r.Body, 200<<10)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close() // the service goes away mid-upload
+		}
+	})
+	for _, rt := range routes {
+		t.Run(rt.name, func(t *testing.T) {
+			start := time.Now()
+			req, _ := http.NewRequest("POST", rt.url+"/", &pattern{n: 256 << 20})
+			req.ContentLength = 256 << 20
+			resp, err := rt.hc.Do(req)
+			took := time.Since(start)
+			if err == nil {
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusBadGateway {
+					t.Errorf("got %d, want 502", resp.StatusCode)
+				}
+			}
+			if took > 2*time.Second {
+				t.Errorf("the visitor learned of it after %v, want at once (well within the 30 s request timeout)", took)
+			}
+		})
+	}
+}

@@ -107,9 +107,12 @@ type Bus struct {
 	subs map[string]*subscription
 
 	queue      chan *publishReq // publishes waiting for a publisher
-	quit       chan struct{}    // closed by Close: publishers stop
+	quit       chan struct{}    // closed by Close: publishers and the shard watcher stop
 	stopOnce   sync.Once
 	publishers sync.WaitGroup
+
+	kick     chan struct{}  // wakes the shard watcher; see shards.go
+	watchers sync.WaitGroup // the shard watcher, on a Cluster
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -153,6 +156,7 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
+	b.startShardWatch()
 	return b, nil
 }
 
@@ -197,6 +201,7 @@ func (b *Bus) Close() error {
 	}
 	wg.Wait()
 	b.stopPublishers()
+	b.watchers.Wait()
 	return nil
 }
 

@@ -12,9 +12,11 @@ import (
 // timeout, but go-redis reloads its slot map only on a MOVED reply or
 // every minute, and until then the subscription keeps reconnecting to the
 // dead master and publishes go there too. So a Bus on a Cluster reloads
-// the slot map every shardCheck and after every failed publish, and opens
-// a subscription again on the new master when its slot has moved, or when
-// Redis unsubscribed it unasked (a master that lost the slot does that).
+// the slot map every shardCheck and after every failed publish, asks the
+// master of each subscription's slot whether it has a subscriber on the
+// channel (PUBSUB SHARDNUMSUB), and opens the subscription again when it
+// has none, or when Redis unsubscribed it unasked (a master that lost the
+// slot does that).
 // A subscription opened again counts as resubscribed, since messages
 // published meanwhile were lost.
 const shardCheck = time.Second
@@ -43,7 +45,7 @@ func (b *Bus) watchShards(cc *redis.ClusterClient) {
 		case <-b.kick:
 		}
 		for _, s := range b.subscriptions() {
-			s.checkShard()
+			s.checkShard(cc)
 		}
 		// Lazy: the fresh map serves the next round (and every command
 		// of the client meanwhile).
@@ -68,23 +70,6 @@ func (b *Bus) reloadShards() {
 	}
 }
 
-// shardMaster returns the address of the master that holds channel's
-// slot, as the client's slot map has it; "" when not on a Cluster or not
-// known.
-func (b *Bus) shardMaster(channel string) string {
-	cc, ok := b.client.(*redis.ClusterClient)
-	if !ok {
-		return ""
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
-	defer cancel()
-	c, err := cc.MasterForKey(ctx, channel)
-	if err != nil {
-		return ""
-	}
-	return c.Options().Addr
-}
-
 func (b *Bus) subscriptions() []*subscription {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -95,26 +80,37 @@ func (b *Bus) subscriptions() []*subscription {
 	return subs
 }
 
-// checkShard opens the subscription again when its slot's master is not
-// the one it was opened on, or Redis unsubscribed it.
-func (s *subscription) checkShard() {
-	addr := s.b.shardMaster(s.channel)
+// checkShard opens the subscription again when the master of its slot
+// has no subscriber on the channel (the slot moved to another master, or
+// the subscription's connection is stuck on a dead one), or when Redis
+// unsubscribed it. A master it cannot ask is left to the next round, after
+// the slot map's reload.
+func (s *subscription) checkShard(cc *redis.ClusterClient) {
 	s.mu.Lock()
-	moved := addr != "" && addr != s.addr
 	stale := s.stale
 	s.mu.Unlock()
-	if moved || stale {
-		s.reopen(addr)
+	if !stale {
+		ctx, cancel := context.WithTimeout(context.Background(), s.b.timeout)
+		defer cancel()
+		master, err := cc.MasterForKey(ctx, s.channel)
+		if err != nil {
+			return
+		}
+		n, err := master.PubSubShardNumSub(ctx, s.channel).Result()
+		if err != nil || n[s.channel] > 0 {
+			return
+		}
 	}
+	s.reopen()
 }
 
 // reopen replaces the subscription's PubSub with a new one on the
 // channel's current master. On failure it stays as it is, and the next
 // check tries again.
-func (s *subscription) reopen(addr string) {
+func (s *subscription) reopen() {
 	ps, msgs, err := s.b.open(s.channel)
 	if err != nil {
-		s.b.log.Warn("shard moved; subscribing on its new master failed, trying again", "node", s.node, "master", addr, "err", err)
+		s.b.log.Warn("shard moved; subscribing on its new master failed, trying again", "node", s.node, "err", err)
 		return
 	}
 	s.mu.Lock()
@@ -125,11 +121,8 @@ func (s *subscription) reopen(addr string) {
 	}
 	old := s.ps
 	s.ps, s.msgs, s.stale = ps, msgs, false
-	if addr != "" {
-		s.addr = addr
-	}
 	s.mu.Unlock()
 	_ = old.Close() // its shard no longer holds the channel; run moves on to msgs
 	s.b.stats.resubscribed.Add(1)
-	s.b.log.Warn("shard moved; subscribed again on its new master, messages published meanwhile were lost", "node", s.node, "master", addr)
+	s.b.log.Warn("shard moved; subscribed again on its new master, messages published meanwhile were lost", "node", s.node)
 }

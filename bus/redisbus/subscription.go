@@ -26,10 +26,9 @@ type subscription struct {
 	channel string
 	handle  func([]byte)
 
-	mu     sync.Mutex    // protects ps, msgs, addr, stale and closed
+	mu     sync.Mutex    // protects ps, msgs, stale and closed
 	ps     *redis.PubSub // the current PubSub
 	msgs   <-chan any    // its messages
-	addr   string        // the shard master it was opened on; "" unless sharded
 	stale  bool          // Redis unsubscribed it unasked: open it again
 	closed bool          // Close has taken ps: open no other
 
@@ -57,7 +56,6 @@ func (b *Bus) subscribe(node string, handle func([]byte)) (*subscription, error)
 		done:         make(chan struct{}),
 		mac:          b.newMAC(),
 	}
-	s.addr = b.shardMaster(s.channel)
 	ps, msgs, err := b.open(s.channel)
 	if err != nil {
 		return nil, err

@@ -164,3 +164,75 @@ func (s *Server) running() bool {
 	defer s.mu.Unlock()
 	return s.cmd != nil
 }
+
+// Failover has a replica of the master of key's slot take over with
+// CLUSTER FAILOVER, the old master staying up as its replica, and waits
+// until the cluster agrees. It returns the old and the new master.
+func (c *Cluster) Failover(key string) (old, promoted *Server) {
+	c.t.Helper()
+	old, err := c.MasterOf(key)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	replica := c.replicaOf(old)
+	if _, err := command(replica.Addr(), "CLUSTER", "FAILOVER"); err != nil {
+		c.t.Fatalf("redistest: cluster failover on %s: %v", replica.Addr(), err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		m, err := c.MasterOf(key)
+		if err == nil && m == replica && c.agree(key, replica) {
+			return old, replica
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("redistest: %s did not take over from %s within 20s: %v", replica.Addr(), old.Addr(), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// replicaOf returns a replica of master.
+func (c *Cluster) replicaOf(master *Server) *Server {
+	c.t.Helper()
+	nodes, err := command(master.Addr(), "CLUSTER", "NODES")
+	if err != nil {
+		c.t.Fatalf("redistest: cluster nodes: %v", err)
+	}
+	var masterID string
+	lines := strings.Split(nodes, "\n")
+	for _, line := range lines {
+		if f := strings.Fields(line); len(f) >= 4 {
+			if hostPort, _, _ := strings.Cut(f[1], "@"); hostPort == master.Addr() {
+				masterID = f[0]
+			}
+		}
+	}
+	for _, line := range lines {
+		f := strings.Fields(line)
+		if len(f) < 4 || !strings.Contains(f[2], "slave") || f[3] != masterID {
+			continue
+		}
+		hostPort, _, _ := strings.Cut(f[1], "@")
+		for _, s := range c.Servers {
+			if s.Addr() == hostPort {
+				return s
+			}
+		}
+	}
+	c.t.Fatalf("redistest: no replica of %s", master.Addr())
+	return nil
+}
+
+// agree reports whether every running server sees master holding key's
+// slot.
+func (c *Cluster) agree(key string, master *Server) bool {
+	for _, s := range c.Servers {
+		if !s.running() {
+			continue
+		}
+		if m, err := c.masterOf(s.Addr(), key); err != nil || m != master {
+			return false
+		}
+	}
+	return true
+}

@@ -5,7 +5,8 @@
 // (concurrent publishes share a pipeline, see publish.go) and fails at once
 // with bus.ErrNoSubscriber when Redis reports no receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
 // SSUBSCRIBE), because a plain PUBLISH there counts only the receivers on
-// the node that took it and the no-subscriber check would lie.
+// the node that took it and the no-subscriber check would lie; and it
+// follows a failover of its channel's master within seconds (shards.go).
 //
 // Every message is sealed with an HMAC-SHA256 keyed from the cluster
 // secret over the channel name, a timestamp, the sending Bus's random id,

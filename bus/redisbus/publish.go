@@ -79,6 +79,7 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	switch {
 	case res.err != nil:
 		b.stats.publishErrors.Add(1)
+		b.reloadShards()
 		return fmt.Errorf("redisbus: publish to %q: %w", node, res.err)
 	case res.n == 0:
 		b.stats.noSubscriber.Add(1)

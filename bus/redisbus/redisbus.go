@@ -5,7 +5,8 @@
 // (concurrent publishes share a pipeline, see publish.go) and fails at once
 // with bus.ErrNoSubscriber when Redis reports no receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
 // SSUBSCRIBE), because a plain PUBLISH there counts only the receivers on
-// the node that took it and the no-subscriber check would lie.
+// the node that took it and the no-subscriber check would lie; and it
+// follows a failover of its channel's master within seconds (shards.go).
 //
 // Every message is sealed with an HMAC-SHA256 keyed from the cluster
 // secret over the channel name, a timestamp, the sending Bus's random id,
@@ -107,9 +108,12 @@ type Bus struct {
 	subs map[string]*subscription
 
 	queue      chan *publishReq // publishes waiting for a publisher
-	quit       chan struct{}    // closed by Close: publishers stop
+	quit       chan struct{}    // closed by Close: publishers and the shard watcher stop
 	stopOnce   sync.Once
 	publishers sync.WaitGroup
+
+	kick     chan struct{}  // wakes the shard watcher; see shards.go
+	watchers sync.WaitGroup // the shard watcher, on a Cluster
 }
 
 var _ bus.Bus = (*Bus)(nil)
@@ -153,6 +157,7 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
+	b.startShardWatch()
 	return b, nil
 }
 
@@ -197,6 +202,7 @@ func (b *Bus) Close() error {
 	}
 	wg.Wait()
 	b.stopPublishers()
+	b.watchers.Wait()
 	return nil
 }
 

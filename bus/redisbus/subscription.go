@@ -16,13 +16,21 @@ import (
 const warnEvery = 10 * time.Second
 
 // subscription is one node's subscription: a go-redis PubSub and the
-// goroutine that feeds its messages to the handler.
+// goroutine that feeds its messages to the handler. On a Cluster the
+// PubSub is replaced by a new one when the channel's shard moves or fails
+// (see shards.go); the one goroutine carries on with the new one's
+// messages, so the handler still sees one message at a time.
 type subscription struct {
 	b       *Bus
 	node    string
 	channel string
 	handle  func([]byte)
-	ps      *redis.PubSub
+
+	mu     sync.Mutex    // protects ps, msgs, stale and closed
+	ps     *redis.PubSub // the current PubSub
+	msgs   <-chan any    // its messages
+	stale  bool          // Redis unsubscribed it unasked: open it again
+	closed bool          // Close has taken ps: open no other
 
 	closing      atomic.Bool   // set when Close starts: deliver nothing more
 	unsubscribed chan struct{} // closed by run when Redis confirms the unsubscribe
@@ -48,62 +56,96 @@ func (b *Bus) subscribe(node string, handle func([]byte)) (*subscription, error)
 		done:         make(chan struct{}),
 		mac:          b.newMAC(),
 	}
+	ps, msgs, err := b.open(s.channel)
+	if err != nil {
+		return nil, err
+	}
+	s.ps, s.msgs = ps, msgs
+	go s.run(msgs)
+	return s, nil
+}
+
+// open subscribes a new PubSub to channel and waits for Redis to confirm.
+func (b *Bus) open(channel string) (*redis.PubSub, <-chan any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
+	var ps *redis.PubSub
 	if b.sharded {
-		s.ps = b.client.SSubscribe(ctx, s.channel)
+		ps = b.client.SSubscribe(ctx, channel)
 	} else {
-		s.ps = b.client.Subscribe(ctx, s.channel)
+		ps = b.client.Subscribe(ctx, channel)
 	}
 	// go-redis sends SUBSCRIBE without reading the answer (and drops a
 	// send error); the confirmation is the first thing on the connection.
-	reply, err := s.ps.ReceiveTimeout(ctx, b.timeout)
+	reply, err := ps.ReceiveTimeout(ctx, b.timeout)
 	if err != nil {
-		_ = s.ps.Close()
-		return nil, err
+		_ = ps.Close()
+		return nil, nil, err
 	}
-	if c, ok := reply.(*redis.Subscription); !ok || c.Channel != s.channel || !isSubscribe(c.Kind) {
-		_ = s.ps.Close()
-		return nil, fmt.Errorf("unexpected reply to subscribe: %v", reply)
+	if c, ok := reply.(*redis.Subscription); !ok || c.Channel != channel || !isSubscribe(c.Kind) {
+		_ = ps.Close()
+		return nil, nil, fmt.Errorf("unexpected reply to subscribe: %v", reply)
 	}
-	msgs := s.ps.ChannelWithSubscriptions(
+	msgs := ps.ChannelWithSubscriptions(
 		redis.WithChannelSize(b.buffer),
 		// A stuck health-check ping holds the PubSub's lock, which Close
 		// needs: keep it as short as any other call.
 		redis.WithChannelPingTimeout(b.timeout),
 		redis.WithChannelReconnectTimeout(b.timeout),
 	)
-	go s.run(msgs)
-	return s, nil
+	return ps, msgs, nil
 }
 
 // run hands messages to the handler until go-redis closes msgs, which it
-// does once the PubSub is closed. After Close starts it keeps draining, so
-// go-redis's own goroutine never waits on a full channel.
+// does once the PubSub is closed, and goes on with the messages of the
+// PubSub that replaced it, if one did. After Close starts it keeps
+// draining, so go-redis's own goroutine never waits on a full channel.
 func (s *subscription) run(msgs <-chan any) {
 	defer close(s.done)
 	var unsubOnce sync.Once
-	for m := range msgs {
-		if s.closing.Load() {
-			if c, ok := m.(*redis.Subscription); ok && isUnsubscribe(c.Kind) {
-				unsubOnce.Do(func() { close(s.unsubscribed) })
+	for {
+		for m := range msgs {
+			if s.closing.Load() {
+				if c, ok := m.(*redis.Subscription); ok && isUnsubscribe(c.Kind) {
+					unsubOnce.Do(func() { close(s.unsubscribed) })
+				}
+				if _, ok := m.(*redis.Message); ok {
+					s.b.stats.discarded.Add(1)
+				}
+				continue
 			}
-			if _, ok := m.(*redis.Message); ok {
-				s.b.stats.discarded.Add(1)
-			}
-			continue
-		}
-		switch m := m.(type) {
-		case *redis.Message:
-			s.deliver(m)
-		case *redis.Subscription:
-			if isSubscribe(m.Kind) {
-				// go-redis lost the connection and subscribed again on a
-				// new one; what was published in between is gone.
-				s.b.stats.resubscribed.Add(1)
-				s.b.log.Warn("resubscribed after a lost connection; messages published meanwhile were lost", "node", s.node)
+			switch m := m.(type) {
+			case *redis.Message:
+				s.deliver(m)
+			case *redis.Subscription:
+				s.subscriptionChanged(m)
 			}
 		}
+		s.mu.Lock()
+		next := s.msgs
+		s.mu.Unlock()
+		if next == msgs {
+			return // closed, not replaced
+		}
+		msgs = next
+	}
+}
+
+// subscriptionChanged notes a change Redis or go-redis made on its own.
+func (s *subscription) subscriptionChanged(m *redis.Subscription) {
+	switch {
+	case isSubscribe(m.Kind):
+		// go-redis lost the connection and subscribed again on a new
+		// one; what was published in between is gone.
+		s.b.stats.resubscribed.Add(1)
+		s.b.log.Warn("resubscribed after a lost connection; messages published meanwhile were lost", "node", s.node)
+	case isUnsubscribe(m.Kind):
+		// A Cluster node that lost the channel's slot unsubscribes its
+		// sharded subscribers: subscribe again where the slot is now.
+		s.mu.Lock()
+		s.stale = true
+		s.mu.Unlock()
+		s.b.kickShards()
 	}
 }
 
@@ -145,13 +187,17 @@ func (s *subscription) Close() error {
 	s.closeOnce.Do(func() {
 		s.b.forget(s)
 		s.closing.Store(true)
+		s.mu.Lock()
+		s.closed = true
+		ps := s.ps
+		s.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), s.b.timeout)
 		defer cancel()
 		var err error
 		if s.b.sharded {
-			err = s.ps.SUnsubscribe(ctx, s.channel)
+			err = ps.SUnsubscribe(ctx, s.channel)
 		} else {
-			err = s.ps.Unsubscribe(ctx, s.channel)
+			err = ps.Unsubscribe(ctx, s.channel)
 		}
 		if err == nil {
 			select {
@@ -159,7 +205,7 @@ func (s *subscription) Close() error {
 			case <-ctx.Done():
 			}
 		}
-		_ = s.ps.Close()
+		_ = ps.Close()
 		<-s.done
 	})
 	return nil

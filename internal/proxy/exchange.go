@@ -77,7 +77,9 @@ func (s *Server) sendHead(ctx context.Context, up upstream, st *stream, head *me
 		// The initial window always holds one chunk: this never waits.
 		st.Window().Acquire(ctx, nil, link.Cost(len(c.B)-messages.HeaderSize))
 		err = up.sendBatch(ctx, b, c)
-		body.spent.Store(true)
+		if err == nil {
+			body.spent.Store(true)
+		}
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w: %w", errRetry, ErrTunnelGone, err)

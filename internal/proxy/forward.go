@@ -119,11 +119,12 @@ type retries struct {
 
 // withRetries runs attempt on the way route finds to label, and again, on
 // another way, where again allows: once when another node answered that it
-// no longer holds the tunnel (its client moved), and once per link of this
-// node that went away before the client answered.
+// no longer holds the tunnel (its client moved), up to maxSkipped times
+// when the node it named had no subscriber (it died; see gone.go), and
+// once per link of this node that went away before the client answered.
 func (s *Server) withRetries(ctx context.Context, label string, again retries, attempt func(upstream) error) error {
 	var tried []*clientLink
-	moved := false
+	moved, skipped := false, 0
 	for {
 		up, l, err := s.route(ctx, label, tried)
 		if err != nil {
@@ -133,6 +134,11 @@ func (s *Server) withRetries(ctx context.Context, label string, again retries, a
 		switch {
 		case err == nil:
 			return nil
+		case l == nil && again.moved && skipped < maxSkipped && errors.Is(err, errNodeGone):
+			// The node the route named is gone: nothing ran, and
+			// routing now passes that node by.
+			s.routes.forget(label)
+			skipped++
 		case l == nil:
 			s.routes.forget(label)
 			if !again.moved || moved || !movedAway(err) {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -56,7 +55,19 @@ func (s *Server) remoteRoute(ctx context.Context, label string) (upstream, error
 		s.routes.put(label, others)
 	}
 	s.stats.RemoteRequests.Add(1)
-	return &remoteUpstream{s: s, node: others[rand.N(len(others))], label: label}, nil
+	return &remoteUpstream{s: s, node: s.gone.pick(others), label: label}, nil
+}
+
+// nodeGone routes around node, whose subscriber a publish did not find:
+// a node that died, whose routes linger in the registry until they
+// expire. It is not withdrawn from the registry, since a node that is
+// only resubscribing (a bus reconnect, a Cluster failover) would lose its
+// routes on every node until its next renewal.
+func (s *Server) nodeGone(node string) {
+	if s.gone.mark(node) {
+		s.stats.NodesGone.Add(1)
+		s.log.Info("node has no subscriber; routing around it", "peer", node, "for", goneFor)
+	}
 }
 
 // routeCache remembers for a moment which other nodes hold a label, so
@@ -167,9 +178,14 @@ func (u *remoteUpstream) sendBatch(ctx context.Context, bs ...*link.Buffer) erro
 		v.frames = append(v.frames, b.B)
 	}
 	v.buf = appendEnvelope(v.buf[:0], kindToLink, v.sent, u.s.cfg.Node, u.label, v.frames...)
+	first := v.sent == 0
 	v.sent++
 	if err := u.s.cfg.Bus.Publish(ctx, u.node, v.buf); err != nil {
 		if errors.Is(err, bus.ErrNoSubscriber) {
+			u.s.nodeGone(u.node)
+			if first {
+				return fmt.Errorf("%w: node %s is %w", ErrTunnelGone, u.node, errNodeGone)
+			}
 			return fmt.Errorf("%w: node %s is gone", ErrTunnelGone, u.node)
 		}
 		return fmt.Errorf("%w: %w", ErrRouting, err)
@@ -205,15 +221,30 @@ func (s *Server) watchNodes() {
 			}
 		}
 		for _, n := range s.remote.nodes() {
-			ctx, cancel := context.WithTimeout(s.ctx, probeInterval)
-			err := s.cfg.Bus.Publish(ctx, n, probe)
-			cancel()
+			err := s.probe(n, probe)
 			if err != nil && s.ctx.Err() == nil {
 				s.log.Warn("node unreachable; failing its streams", "peer", n, "err", err)
 				s.remote.failNode(n, fmt.Errorf("%w: node %s: %v", ErrTunnelGone, n, err))
 			}
 		}
+		for _, n := range s.gone.list() {
+			s.probe(n, probe)
+		}
 	}
+}
+
+// probe publishes a probe to node and notes whether it has a subscriber.
+func (s *Server) probe(node string, probe []byte) error {
+	ctx, cancel := context.WithTimeout(s.ctx, probeInterval)
+	defer cancel()
+	err := s.cfg.Bus.Publish(ctx, node, probe)
+	switch {
+	case err == nil:
+		s.gone.clear(node)
+	case errors.Is(err, bus.ErrNoSubscriber):
+		s.nodeGone(node)
+	}
+	return err
 }
 
 // nodes lists the other nodes that streams of this node cross to.

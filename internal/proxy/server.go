@@ -100,6 +100,7 @@ type Server struct {
 
 	remote remoteStreams // streams this node serves for visitors on other nodes, and the reverse
 	routes routeCache    // which other nodes hold a label, for a moment
+	gone   goneNodes     // other nodes found without a subscriber, for a few seconds
 }
 
 // New returns a Server for cfg.

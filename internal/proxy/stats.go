@@ -31,6 +31,7 @@ type Stats struct {
 	VersionMismatches  atomic.Int64 // links closed on a frame of another protocol version (answered 505)
 	RemoteRequests     atomic.Int64 // requests served through another node
 	RoutingErrors      atomic.Int64 // requests that could not reach another node
+	NodesGone          atomic.Int64 // other nodes found without a subscriber and routed around
 	WebSockets         atomic.Int64 // visitor WebSockets opened
 	WebSocketsActive   atomic.Int64
 	CookieDomains      atomic.Int64 // Set-Cookie Domain attributes removed (HostOnlyCookies)

@@ -34,6 +34,8 @@ type Server struct {
 	bin     string
 	port    int
 	cluster bool
+	extra   []string // more redis-server arguments
+	joined  bool     // one of a Cluster's several servers
 	dir     string
 
 	mu     sync.Mutex // protects cmd and exited
@@ -58,13 +60,13 @@ func StartCluster(t testing.TB) *Server {
 	return s
 }
 
-func start(t testing.TB, cluster bool) *Server {
+func start(t testing.TB, cluster bool, extra ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		t.Fatalf("redistest: redis-server not found on PATH (install it, e.g. apt-get install redis-server); Redis tests never skip: %v", err)
 	}
-	s := &Server{t: t, bin: bin, cluster: cluster, dir: t.TempDir()}
+	s := &Server{t: t, bin: bin, cluster: cluster, extra: extra, dir: t.TempDir()}
 	t.Cleanup(s.stop)
 	// Another process can take the free port between our probe and
 	// redis-server's bind; try a few ports before giving up.
@@ -114,6 +116,9 @@ func (s *Server) Restart() {
 	s.mu.Unlock()
 	if running {
 		s.t.Fatalf("redistest: Restart: server on %s is still running; Kill it first", s.Addr())
+	}
+	if s.joined {
+		s.t.Fatalf("redistest: Restart: server on %s is one of a Cluster's servers; restarting it empty is not supported", s.Addr())
 	}
 	if err := s.launch(); err != nil {
 		s.t.Fatalf("redistest: restart on the same port: %v", err)
@@ -202,6 +207,7 @@ func (s *Server) launch() error {
 			"--cluster-config-file", fmt.Sprintf("nodes-%d.conf", time.Now().UnixNano()),
 		)
 	}
+	args = append(args, s.extra...)
 	out := &lockedBuffer{}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
@@ -289,8 +295,8 @@ func ping(addr string) error {
 	return nil
 }
 
-// command sends one command in RESP and returns a simple-string or
-// bulk-string reply. It needs no client library, so waiting for a server
+// command sends one command in RESP and returns a simple-string,
+// integer or bulk-string reply. It needs no client library, so waiting for a server
 // does not depend on the code under test.
 func command(addr string, args ...string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
@@ -314,7 +320,7 @@ func command(addr string, args ...string) (string, error) {
 	}
 	line = strings.TrimRight(line, "\r\n")
 	switch {
-	case strings.HasPrefix(line, "+"):
+	case strings.HasPrefix(line, "+"), strings.HasPrefix(line, ":"):
 		return line[1:], nil
 	case strings.HasPrefix(line, "-"):
 		return "", fmt.Errorf("redis error: %s", line[1:])

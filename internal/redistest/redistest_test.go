@@ -76,3 +76,40 @@ func TestPrefixUnique(t *testing.T) {
 		t.Fatalf("got %q, want it to name the test", a)
 	}
 }
+
+func TestReplicatedClusterFailsOver(t *testing.T) {
+	c := StartReplicatedCluster(t)
+	cc := c.NewClient(t)
+	ctx := context.Background()
+	if err := cc.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	old, err := c.MasterOf("k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	masters := map[*Server]bool{}
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "k"} {
+		m, err := c.MasterOf(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		masters[m] = true
+	}
+	if len(masters) < 2 {
+		t.Errorf("eight keys all on one master: got %d masters, want the slots spread", len(masters))
+	}
+	old.Kill()
+	killed := time.Now()
+	for {
+		m, err := c.MasterOf("k")
+		if err == nil && m != old {
+			t.Logf("replica %s took over %v after its master's SIGKILL", m.Addr(), time.Since(killed))
+			break
+		}
+		if time.Since(killed) > 20*time.Second {
+			t.Fatalf("no replica took over within 20s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

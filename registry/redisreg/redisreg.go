@@ -171,6 +171,7 @@ func (r *Registry) Announce(ctx context.Context, label, node string) error {
 		return nil
 	}); err != nil {
 		r.stats.announceErrors.Add(1)
+		r.reloadSlots()
 		return fmt.Errorf("redisreg: announce %q on %q (kept; renewal retries): %w", label, node, err)
 	}
 	return nil
@@ -194,6 +195,7 @@ func (r *Registry) Withdraw(ctx context.Context, label, node string) error {
 	defer cancel()
 	if err := r.client.ZRem(ctx, r.key(label), node).Err(); err != nil {
 		r.stats.withdrawErrors.Add(1)
+		r.reloadSlots()
 		return fmt.Errorf("redisreg: withdraw %q on %q (expires within %v): %w", label, node, r.ttl, err)
 	}
 	return nil
@@ -213,6 +215,7 @@ func (r *Registry) Lookup(ctx context.Context, label string) ([]string, error) {
 	members, err := r.client.ZRangeWithScores(ctx, key, 0, -1).Result()
 	if err != nil {
 		r.stats.lookupErrors.Add(1)
+		r.reloadSlots()
 		return nil, fmt.Errorf("redisreg: lookup %q: %w", label, err)
 	}
 	now := time.Now().UnixMilli()
@@ -314,6 +317,7 @@ func (r *Registry) renewAll() {
 	switch {
 	case failed != nil:
 		r.stats.renewErrors.Add(1)
+		r.reloadSlots()
 		if !r.down.Swap(true) {
 			r.log.Warn("renewing routes failed; they lapse after TTL until Redis answers", "routes", len(own), "ttl", r.ttl, "err", failed)
 		}
@@ -335,6 +339,15 @@ func (r *Registry) snapshotLocked() []route {
 		own = append(own, rt)
 	}
 	return own
+}
+
+// reloadSlots has a Cluster client reload its slot map after a failure
+// that may mean a master failed over: go-redis would otherwise keep
+// sending to the dead master until its periodic reload, a minute later.
+func (r *Registry) reloadSlots() {
+	if cc, ok := r.client.(*redis.ClusterClient); ok {
+		cc.ReloadState(context.Background())
+	}
 }
 
 func (r *Registry) key(label string) string {

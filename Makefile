@@ -36,9 +36,14 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzOpen$$' -fuzztime 10s ./bus/redisbus
 
 # Micro-benchmarks of the codec and routing, then the end-to-end benchmark:
-# a backend, a proxy and a client on loopback, compared with talking to the
-# backend directly.
+# a backend, proxies and a client on loopback, each in its own process,
+# compared with talking to the backend directly (README, "Benchmark").
+# wrk drives the HTTP GETs: installed here with apt-get when it is missing
+# and we run as root; without it the benchmark's own load generator does.
 bench:
+	@command -v wrk >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1 || \
+		timeout 180 apt-get install -y -q wrk >/dev/null 2>&1 || \
+		echo "bench: could not install wrk; the benchmark's own load generator runs the GETs"
 	$(GO) test -run '^$$' -bench . -benchmem ./messages ./internal/proxy
 	$(GO) run ./internal/bench
 

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"sync/atomic"
 	"time"
 )
@@ -21,29 +20,30 @@ const (
 
 // startCluster starts a redis-server, two proxy nodes sharing it and a
 // client connected to node a, and waits until node b routes to the
-// client.
+// client. On failure the env holds what it started, to stop.
 func startCluster(ctx context.Context, s setup) (*env, error) {
+	e := &env{backend: s.be}
 	rd, redisAddr, err := startRedis(ctx, s)
 	if err != nil {
-		return nil, err
+		return e, err
 	}
-	e := &env{backend: s.be, procs: []*proc{rd}}
+	e.procs = []*proc{rd}
 	secret := make([]byte, 16)
 	rand.Read(secret)
 	nodes := make([]*proc, 2)
 	for i, n := range []string{"a", "b"} {
-		p, addr, err := startProxy(ctx, s.ps, "proxy-"+n, s.dir, s.bins.proxy,
-			"--redis", "redis://"+redisAddr, "--cluster-secret", hex.EncodeToString(secret), "--node", n)
+		args := append([]string{"--redis", "redis://" + redisAddr, "--cluster-secret", hex.EncodeToString(secret), "--node", n}, s.proxyArgs...)
+		p, addr, err := startProxy(ctx, s.ps, s.tag+"proxy-"+n, s.dir, s.bins.proxy, args...)
 		if err != nil {
-			return nil, err
+			return e, err
 		}
 		nodes[i] = p
 		e.proxies = append(e.proxies, node{"proxy-" + n, addr})
 		e.procs = append([]*proc{p}, e.procs...) // nodes stop before Redis
 	}
-	c, u, err := startClient(ctx, s, "client-a", e.proxies[0].addr)
+	c, u, err := startClient(ctx, s, s.tag+"client-a", e.proxies[0].addr)
 	if err != nil {
-		return nil, err
+		return e, err
 	}
 	e.procs = append([]*proc{c}, e.procs...)
 	// Both routes use the public URL's host name, with the port of the
@@ -52,16 +52,16 @@ func startCluster(ctx context.Context, s setup) (*env, error) {
 		addr := e.proxies[i].addr
 		rt := route{name: name, base: u.Scheme + "://" + u.Hostname() + ":" + port(addr), dial: addr, tunnel: true}
 		if err := waitRoute(ctx, rt); err != nil {
-			return nil, err
+			return e, err
 		}
 		e.routes = append(e.routes, rt)
 	}
 	e.watched = []watched{
+		{"backend", s.be.pid()},
 		{"proxy-a", nodes[0].cmd.Process.Pid},
 		{"proxy-b", nodes[1].cmd.Process.Pid},
 		{"client", c.cmd.Process.Pid},
 		{"redis", rd.cmd.Process.Pid},
-		{"bench", os.Getpid()},
 	}
 	return e, nil
 }
@@ -84,7 +84,7 @@ func startRedis(ctx context.Context, s setup) (*proc, string, error) {
 		}
 		addr := ln.Addr().String()
 		ln.Close()
-		p, spawnErr := s.ps.spawn(fmt.Sprintf("redis-%d", try), s.dir, s.o.redisServer, nil,
+		p, spawnErr := s.ps.spawn(fmt.Sprintf("%sredis-%d", s.tag, try), s.dir, s.o.redisServer, nil,
 			"--port", port(addr), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
 		if spawnErr != nil {
 			return nil, "", fmt.Errorf("%w (see -redis-server)", spawnErr)

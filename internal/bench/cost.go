@@ -14,8 +14,9 @@ import (
 type cost struct {
 	warmConns int64           // new backend connections during the warm-up
 	conns     int64           // new backend connections in the measured part
-	cpu       []time.Duration // CPU time of each watched process in the measured part
+	cpu       []time.Duration // CPU time of each watched process, then of the load generator, in the measured part
 	others    time.Duration   // CPU time of every other process in the measured part
+	span      time.Duration   // wall-clock time of the measured part
 }
 
 // watched is a process whose CPU time the runs report.
@@ -26,17 +27,28 @@ type watched struct {
 
 // sample is the state of the counters at one moment.
 type sample struct {
+	at    time.Time
 	conns int64
 	cpu   []time.Duration
+	self  time.Duration // of the benchmark's own process, which only coordinates
 	busy  time.Duration // of the whole machine
 }
 
 func (e *env) sample() sample {
-	s := sample{conns: e.backend.conns.Load(), busy: machineBusy()}
+	s := sample{at: time.Now(), conns: e.backend.conns(), busy: machineBusy(), self: cpuTime(os.Getpid())}
 	for _, w := range e.watched {
 		s.cpu = append(s.cpu, cpuTime(w.pid))
 	}
 	return s
+}
+
+// pids are the watched processes' ids.
+func (e *env) pids() []int {
+	var ps []int
+	for _, w := range e.watched {
+		ps = append(ps, w.pid)
+	}
+	return ps
 }
 
 // sampleAt samples at the start and at the end of w, and sends both;
@@ -63,13 +75,20 @@ func (e *env) sampleAt(ctx context.Context, w window) <-chan [2]sample {
 // costOf is the cost between samples: start of the run, start and end of
 // the measured part.
 func costOf(start, from, to sample) cost {
-	c := cost{warmConns: from.conns - start.conns, conns: to.conns - from.conns}
-	c.others = to.busy - from.busy
+	c := cost{warmConns: from.conns - start.conns, conns: to.conns - from.conns, span: to.at.Sub(from.at)}
+	c.others = to.busy - from.busy - (to.self - from.self)
 	for i := range to.cpu {
 		c.cpu = append(c.cpu, to.cpu[i]-from.cpu[i])
 		c.others -= c.cpu[i]
 	}
 	c.others = max(c.others, 0)
+	return c
+}
+
+// withLoad adds the load generator's CPU time to c, as its last column.
+func (c cost) withLoad(cpu time.Duration) cost {
+	c.cpu = append(c.cpu, cpu)
+	c.others = max(c.others-cpu, 0)
 	return c
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // httpGet is a workload of GETs for a fixed body, from conns workers, each
-// on its own keep-alive connection.
+// on its own keep-alive connection: wrk when it is installed, else the
+// benchmark's own load generator.
 type httpGet struct {
 	path  string // one of the backend's bodies
 	conns int
@@ -21,23 +22,34 @@ func (g httpGet) name() string {
 	return fmt.Sprintf("GET %s x%d", sizeName(len(bodies[g.path])), g.conns)
 }
 
-func (g httpGet) requests() bool { return true }
+func (g httpGet) kind() kind { return kindRequests }
 
 func sizeName(n int) string {
-	if n%1024 == 0 {
+	switch {
+	case n%(1<<20) == 0:
+		return fmt.Sprintf("%dMiB", n>>20)
+	case n%1024 == 0:
 		return fmt.Sprintf("%dKiB", n/1024)
 	}
 	return fmt.Sprintf("%dB", n)
 }
 
-func (g httpGet) run(ctx context.Context, rt route, w window) (result, error) {
+func (g httpGet) run(ctx context.Context, r *runner, rt route) (result, error) {
+	if r.wrk != "" {
+		return r.wrkLoop(ctx, rt, g)
+	}
+	return r.loop(ctx, loadSpec{Kind: "get", URL: rt.base + g.path, Dial: rt.dial,
+		Conns: g.conns, Size: int64(len(bodies[g.path]))})
+}
+
+// getLoop is the load generator's side of httpGet.
+func getLoop(ctx context.Context, s loadSpec, w window) (result, error) {
 	var dials atomic.Int64
-	tr := visitorTransport(rt.dial, g.conns, &dials)
+	tr := visitorTransport(s.Dial, s.Conns, &dials)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: opTimeout}
-	url, size := rt.base+g.path, int64(len(bodies[g.path]))
-	res, err := closedLoop(ctx, g.conns, w, func(ctx context.Context, _ int) error {
-		return fetch(ctx, hc, url, size)
+	res, err := closedLoop(ctx, s.Conns, w, func(ctx context.Context, _ int) error {
+		return fetch(ctx, hc, s.URL, s.Size)
 	})
 	res.dials = dials.Load()
 	return res, err

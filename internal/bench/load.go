@@ -26,14 +26,19 @@ const opTimeout = 10 * time.Second
 // result is what one run measured.
 type result struct {
 	ops      int     // operations completed in the measured part
-	perSec   float64 // ops per second
+	perSec   float64 // ops per second; MiB/s for a transfer
 	p50, p99 time.Duration
 	total    int    // operations completed, warm-up included
 	errs     int    // operations that failed, warm-up included
 	firstErr string // the first failure, as an example
 	dials    int64  // connections the load generator opened
 
-	cost // of the processes under test, filled in by the runner
+	fail    string        // why a transfer or an event stream failed; "" if it did not
+	bytes   int64         // that a transfer carried
+	elapsed time.Duration // of a transfer
+	growth  []int64       // KiB each watched process grew by during a transfer, at its peak
+
+	cost // of the processes under test and of the load generator, filled in by the runner
 }
 
 // tally is one worker's share of a result.

@@ -1,24 +1,38 @@
 // Command bench is keyhole's end-to-end benchmark. It builds the real proxy
-// and client, puts them in front of a backend on loopback, and measures
-// operations per second and latency through the tunnel against talking to
-// the backend directly, in the same run: HTTP GETs, and WebSocket echo
-// round trips. Then, on two proxy nodes sharing a redis-server, GETs
-// entering on the node that does not hold the client against entering on
-// the node that does. Then how many backend connections the client opens,
-// and the proxy's memory per idle tunnel. It prints a table per system and
-// the floors as PASS/FAIL lines. It is a measurement, not a test: it exits
-// 0 when a floor fails, and non-zero only when it could not measure.
+// and client, puts them in front of a backend on loopback, and measures the
+// same traffic through the tunnel and straight to the backend, back to back
+// in the same run. The backend and the load generator each run in a
+// process of their own, for the direct route and the tunnel alike: the
+// benchmark starts its own binary as "bench backend" and, per run, as
+// "bench load <spec>", or wrk for the HTTP GETs when it is installed.
 //
-//	go run ./internal/bench [-duration 4s] [-warmup 1s] [-run regexp] [-tunnels 1000] [-redis-server redis-server]
+// One node: 1 KiB GETs at 1 and 64 connections, 400 KiB GETs at 16,
+// WebSocket echo round trips, and the latency of server-sent events from
+// the backend's flush to their arrival. Two nodes on a redis-server it
+// starts: GETs and events entering on the node that does not hold the
+// client against entering on the node that does. Then, with the proxies
+// run with --max-body 0 (no cap), a 256 MiB download and a 256 MiB upload,
+// checked to the byte by SHA-256, through one node and across two, against
+// direct. Then how many backend connections the client opens, and the
+// proxy's memory per idle tunnel. It prints a table per system and kind of
+// traffic and the floors as PASS/FAIL lines. It is a measurement, not a
+// test: it exits 0 when a floor fails, and non-zero only when it could not
+// measure; a transfer that breaks, or a proxy that refuses --max-body 0,
+// is a FAIL line, not a failure to measure.
+//
+//	go run ./internal/bench [-duration 4s] [-warmup 1s] [-run regexp] [-tunnels 1000] [-wrk wrk] [-redis-server redis-server]
 //
 // -run matches suite/scenario, e.g. one-node/GET 1KiB x64, one-node/WS
-// echo 1KiB x32, two-node/GET 1KiB x64; a suite none of whose scenarios
-// match is not started, so -run one-node needs no redis-server.
+// echo 1KiB x32, two-node/SSE, one-node-nocap/download 256MiB,
+// two-node-nocap/upload; a suite none of whose scenarios match is not
+// started, so -run one-node needs no redis-server. -wrk "" uses the
+// benchmark's own load generator for the GETs too; wrk counts in whole
+// seconds, so it rounds -duration and -warmup up.
 //
-// Besides throughput and latency, each row gives the CPU time per
-// operation of the proxies, the client, Redis and the benchmark itself
-// (load generator and backend), and how busy the rest of the machine was:
-// on a shared machine the CPU columns are the steadier figures.
+// Besides rates and latency, each row gives the CPU time per operation of
+// the backend, the proxies, the client, Redis and the load generator, and
+// how busy the rest of the machine was: on a shared machine the CPU
+// columns are the steadier figures.
 //
 // To profile, build binaries with a pprof endpoint through a build overlay
 // (cmd/* stay untouched) and pass them with -proxy-bin and -client-bin;
@@ -52,8 +66,9 @@ type options struct {
 	proxyBin  string // prebuilt proxy, e.g. a copy with a pprof endpoint
 	clientBin string
 	keep      bool
+	wrk       string // wrk binary for the GETs; "" or not found: the benchmark's own generator
 
-	redisServer string // the redis-server binary for the two-node suite
+	redisServer string // the redis-server binary for the two-node suites
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -67,7 +82,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&only, "run", "", "run only the scenarios whose suite/name matches this `regexp`")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "use this proxy `binary` instead of building ./cmd/proxy")
 	fs.StringVar(&o.clientBin, "client-bin", "", "use this client `binary` instead of building ./cmd/client")
-	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server `binary` for the two-node suite")
+	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server `binary` for the two-node suites")
+	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk `binary` for the HTTP GETs; empty or not installed: the benchmark's own load generator")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, logs)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -84,6 +100,9 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == backendCmd || os.Args[1] == loadCmd) {
+		os.Exit(child(os.Args[1], os.Args[2:]))
+	}
 	o, err := parseFlags(os.Args[1:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -105,6 +124,27 @@ func main() {
 	}
 }
 
+// child runs the benchmark's binary as the backend or as a load
+// generator, until it is done or SIGTERM, and returns its exit code.
+func child(cmd string, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	switch {
+	case cmd == backendCmd && len(args) == 0:
+		err = serveBackend(ctx, os.Stdout)
+	case cmd == loadCmd && len(args) == 1:
+		err = runLoad(ctx, args[0], os.Stdout)
+	default:
+		err = fmt.Errorf("usage: bench %s: wrong arguments %q", cmd, args)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench %s: %v\n", cmd, err)
+		return 1
+	}
+	return 0
+}
+
 // run builds, starts and measures everything, prints the report to stdout
 // and progress to stderr, and stops every process it started.
 func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
@@ -124,13 +164,19 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	be, err := startBackend()
+	self, err := os.Executable()
 	if err != nil {
 		return err
 	}
-	defer be.close()
-	rep := report{timing: o.timing, limits: proxyDefaults(ctx, bins.proxy)}
-	s := setup{ps: &ps, o: o, bins: bins, be: be, dir: dir}
+	be, err := startBackend(ctx, &ps, dir, self)
+	if err != nil {
+		return err
+	}
+	s := setup{ps: &ps, o: o, bins: bins, be: be, dir: dir, self: self, wrk: findWrk(o.wrk), sums: make(map[int64]string)}
+	rep := report{timing: o.timing, limits: proxyDefaults(ctx, bins.proxy), wrk: "none"}
+	if s.wrk != "" {
+		rep.wrk = wrkVersion(ctx, s.wrk)
+	}
 	for i := range suites {
 		su := &suites[i]
 		scs := su.selected(o.only)
@@ -162,15 +208,25 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 }
 
 // runSuite starts a suite's system, runs the scenarios on it and stops
-// it. It returns what it measured, if it started.
+// it. It returns what it measured, if it started; a soft suite that did
+// not start is a report of why.
 func runSuite(ctx context.Context, s setup, su *suite, scs []scenario, stderr io.Writer) (*suiteReport, error) {
 	fmt.Fprintf(stderr, "bench: starting the %s system\n", su.name)
+	s.tag, s.proxyArgs = su.name+"-", su.proxyArgs
 	e, err := su.start(ctx, s)
+	defer e.stop(s.ps, stderr)
+	sr := &suiteReport{suite: su, selected: scs}
+	if err == nil {
+		sr.routes, err = e.pick(su.routes)
+	}
 	if err != nil {
+		if su.soft && ctx.Err() == nil {
+			fmt.Fprintf(stderr, "bench: %s did not start: %s\n", su.name, oneLine(err.Error()))
+			sr.startErr = err.Error()
+			return sr, nil
+		}
 		return nil, err
 	}
-	defer e.stop(s.ps, stderr)
-	sr := &suiteReport{suite: su, routes: e.routes}
 	for _, w := range e.watched {
 		sr.watched = append(sr.watched, w.name)
 	}
@@ -178,8 +234,9 @@ func runSuite(ctx context.Context, s setup, su *suite, scs []scenario, stderr io
 	for i, n := range e.proxies {
 		before[i], _ = scrapeMetrics(ctx, n.addr)
 	}
+	r := &runner{e: e, t: s.o.timing, self: s.self, wrk: s.wrk, dir: s.dir, sums: s.sums}
 	sr.load[0] = loadAvg()
-	sr.outcomes, err = runScenarios(ctx, s.o, e, scs, stderr)
+	sr.outcomes, err = runScenarios(ctx, r, su, sr.routes, scs, stderr)
 	sr.load[1] = loadAvg()
 	for i, n := range e.proxies {
 		after, _ := scrapeMetrics(ctx, n.addr)

@@ -131,7 +131,9 @@ func (ps *procs) start(ctx context.Context, name, dir, bin string, args ...strin
 	}
 	line, err := firstLine(ctx, p, r)
 	if err != nil {
-		return nil, "", fmt.Errorf("%s: %w%s", name, err, tail(p.log))
+		err = fmt.Errorf("%s: %w%s", name, err, tail(p.log))
+		ps.stop(p) // it failed already; what stop says adds nothing
+		return nil, "", err
 	}
 	return p, line, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"maps"
 	"runtime"
 	"slices"
 	"strconv"
@@ -11,15 +10,11 @@ import (
 	"time"
 )
 
-const (
-	reuseCeiling = 3.0  // new backend connections per 1,000 tunnel requests
-	rssCeiling   = 40.0 // KiB of proxy memory per idle tunnel
-)
-
 // report is everything the benchmark measured.
 type report struct {
 	timing timing
 	limits limits // the proxy's defaults, turned off for the runs
+	wrk    string // wrk's version, "none" if the benchmark's own generator ran the GETs
 	suites []*suiteReport
 	rss    *rssResult
 	errs   []string // what could not be measured
@@ -28,8 +23,10 @@ type report struct {
 // suiteReport is what the runs on one system measured.
 type suiteReport struct {
 	*suite
+	selected []scenario // the scenarios -run chose
+	startErr string     // why a soft suite's system did not start
 	routes   []route
-	watched  []string // names of the processes in the CPU columns
+	watched  []string // names of the processes in the CPU columns, the load generator left out
 	outcomes []outcome
 	load     [2]string      // /proc/loadavg before and after the runs
 	counters []nodeCounters // each proxy's counters that changed during the runs
@@ -46,19 +43,13 @@ func (r *report) write(w io.Writer) {
 		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.timing.warmup, r.timing.measure)
 	fmt.Fprintf(w, "proxy limits off for the runs (--tunnel-rate 0 --client-rate 0 --register-rate 0 --register-global-rate 0); defaults: --tunnel-rate %s requests/s per hostname, --client-rate %s messages/s per client link\n",
 		r.limits.tunnelRate, r.limits.clientRate)
+	fmt.Fprintf(w, "the backend and each load generator run in processes of their own; HTTP GETs: %s; the rest: the benchmark's own generator\n",
+		r.generator())
 	for _, sr := range r.suites {
-		if len(sr.outcomes) > 0 {
-			fmt.Fprintf(w, "\n%s: %s\n", sr.name, sr.about)
-			sr.writeTable(w, r.timing.measure)
-		}
+		sr.write(w)
 	}
 	if r.measured() {
-		fmt.Fprintf(w, "ops are requests (GET) or round trips (WS echo), counted and timed when they complete in the measured part;\n"+
-			"ratio: ops/s over the ops/s of the first route of the scenario;\n"+
-			"bk-warm: new backend connections during the warm-up; bk/1k: new backend connections per 1,000 requests in the measured part;\n"+
-			"process columns: CPU µs per op of each process in the measured part (bench is the load generator and the backend);\n"+
-			"others: CPUs (of %d) that other processes on this machine kept busy meanwhile; well above 0, the ratios are unreliable\n\n",
-			runtime.NumCPU())
+		r.writeLegend(w)
 	}
 	r.writeNotes(w)
 	if r.rss != nil {
@@ -69,8 +60,26 @@ func (r *report) write(w io.Writer) {
 		f.write(w)
 	}
 	for _, e := range r.errs {
-		fmt.Fprintf(w, "ERROR %s\n", e)
+		fmt.Fprintf(w, "ERROR %s\n", oneLine(e))
 	}
+}
+
+func (r *report) generator() string {
+	if r.wrk == "none" {
+		return "the benchmark's own generator (no wrk found)"
+	}
+	return r.wrk + " (whole seconds)"
+}
+
+func (r *report) writeLegend(w io.Writer) {
+	fmt.Fprintf(w, "\nops are requests (GET), round trips (WS echo) or events (SSE), counted and timed when they complete in the measured part;\n"+
+		"a transfer is one request whose body is checked by length and SHA-256, timed from the request to its last byte;\n"+
+		"ratio: rate over the rate of the first route of the scenario;\n"+
+		"bk-warm: new backend connections during the warm-up; bk/1k: new backend connections per 1,000 requests in the measured part;\n"+
+		"process columns: CPU µs per op (per MiB for transfers) of each process in the measured part; load is the load generator;\n"+
+		"SSE latency: from the backend's flush (the time in each event) to the event's arrival at the load generator;\n"+
+		"others: CPUs (of %d) that other processes on this machine kept busy meanwhile; well above 0, the ratios are unreliable\n\n",
+		runtime.NumCPU())
 }
 
 // measured says whether any scenario ran to the end.
@@ -83,14 +92,63 @@ func (r *report) measured() bool {
 	return false
 }
 
-func (sr *suiteReport) writeTable(w io.Writer, measured time.Duration) {
-	const row = "%-17s %-6s %8s %6s %9s %9s %6s %8s %7s"
-	fmt.Fprintf(w, row, "scenario", "route", "ops/s", "ratio", "p50", "p99", "errors", "bk-warm", "bk/1k")
-	for _, n := range sr.watched {
+// write prints the suite's tables, one per kind of traffic that ran.
+func (sr *suiteReport) write(w io.Writer) {
+	if sr.startErr != "" {
+		fmt.Fprintf(w, "\n%s: %s\nNOT MEASURED: the system did not start: %s\n", sr.name, sr.about, oneLine(sr.startErr))
+		return
+	}
+	if len(sr.outcomes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s: %s\n", sr.name, sr.about)
+	tables := []struct {
+		of    func(kind) bool
+		write func(io.Writer, []outcome)
+	}{
+		{kind.rate, sr.writeRates},
+		{func(k kind) bool { return k == kindEvents }, sr.writeEvents},
+		{func(k kind) bool { return k == kindTransfer }, sr.writeTransfers},
+	}
+	for _, t := range tables {
+		var outs []outcome
+		for _, o := range sr.outcomes {
+			if t.of(o.kind()) {
+				outs = append(outs, o)
+			}
+		}
+		if len(outs) > 0 {
+			t.write(w, outs)
+		}
+	}
+}
+
+// processHeader prints the names of the CPU columns and of others.
+func (sr *suiteReport) processHeader(w io.Writer) {
+	for _, n := range append(slices.Clone(sr.watched), "load") {
 		fmt.Fprintf(w, " %7s", n)
 	}
 	fmt.Fprintf(w, " %7s\n", "others")
-	for _, o := range sr.outcomes {
+}
+
+// processColumns prints the CPU per operation of each process and how
+// busy the rest of the machine was.
+func processColumns(w io.Writer, res result) {
+	for _, c := range res.cpu {
+		fmt.Fprintf(w, " %7.1f", perOp(c, res.ops))
+	}
+	busy := 0.0
+	if res.span > 0 {
+		busy = res.others.Seconds() / res.span.Seconds()
+	}
+	fmt.Fprintf(w, " %7.2f\n", busy)
+}
+
+func (sr *suiteReport) writeRates(w io.Writer, outs []outcome) {
+	const row = "%-18s %-6s %8s %6s %9s %9s %6s %8s %7s"
+	fmt.Fprintf(w, row, "scenario", "route", "ops/s", "ratio", "p50", "p99", "errors", "bk-warm", "bk/1k")
+	sr.processHeader(w)
+	for _, o := range outs {
 		ref := o.results[0]
 		for i, res := range o.results {
 			name, ratio, warm, reuse := o.name(), "", "", ""
@@ -99,141 +157,77 @@ func (sr *suiteReport) writeTable(w io.Writer, measured time.Duration) {
 			}
 			if sr.routes[i].tunnel {
 				warm = strconv.FormatInt(res.warmConns, 10)
-				if o.requests() {
+				if o.kind() == kindRequests {
 					reuse = fmt.Sprintf("%.2f", perThousand(res.conns, res.ops))
 				}
 			}
 			fmt.Fprintf(w, row, name, sr.routes[i].name, fmt.Sprintf("%.0f", res.perSec), ratio,
 				ms(res.p50), ms(res.p99), strconv.Itoa(res.errs), warm, reuse)
-			for _, c := range res.cpu {
-				fmt.Fprintf(w, " %7.1f", perOp(c, res.ops))
-			}
-			fmt.Fprintf(w, " %7.2f\n", res.others.Seconds()/measured.Seconds())
+			processColumns(w, res)
 		}
 	}
 }
 
-// writeNotes says what else the runs showed: reuse overall, errors,
-// connections the load generator had to open again, limits the defaults
-// would have applied, the proxies' counters.
-func (r *report) writeNotes(w io.Writer) {
-	warm, conns, total := r.reuse()
-	fmt.Fprintf(w, "backend connection reuse: %d new backend connections for %d tunnel requests in the measured parts = %.2f per 1,000 (and %d during the warm-ups)\n",
-		conns, total, perThousand(conns, total), warm)
-	for _, sr := range r.suites {
-		fmt.Fprintf(w, "load average (1, 5, 15 min) before the %s runs %s, after %s, on %d CPUs\n", sr.name, sr.load[0], sr.load[1], runtime.NumCPU())
-	}
-	for _, sr := range r.suites {
-		for _, o := range sr.outcomes {
-			for i, res := range o.results {
-				at := sr.name + "/" + o.name() + " " + sr.routes[i].name
-				if res.errs > 0 {
-					fmt.Fprintf(w, "ERRORS %s: %d of %d operations failed; first: %s\n", at, res.errs, res.total, res.firstErr)
-				}
-				switch g := o.workload.(type) {
-				case httpGet:
-					// A few extra dials are the load generator's transport
-					// racing its own connection's return to the pool; many
-					// mean that the other side closes connections.
-					if res.dials > int64(2*g.conns) {
-						fmt.Fprintf(w, "note %s: the load generator opened %d connections for %d workers\n", at, res.dials, g.conns)
-					}
-				case wsEcho:
-					if res.dials > int64(g.conns) {
-						fmt.Fprintf(w, "note %s: the load generator dialled %d sockets for %d workers\n", at, res.dials, g.conns)
-					}
-				}
-				if rate, err := strconv.ParseFloat(r.limits.tunnelRate, 64); err == nil && rate > 0 && sr.routes[i].tunnel && o.requests() && res.perSec > rate {
-					fmt.Fprintf(w, "note %s: %.0f requests/s is over the default --tunnel-rate %s\n", at, res.perSec, r.limits.tunnelRate)
-				}
-			}
-		}
-		for _, nc := range sr.counters {
-			if len(nc.counters) == 0 {
+func (sr *suiteReport) writeEvents(w io.Writer, outs []outcome) {
+	const row = "%-18s %-6s %8s %9s %9s"
+	fmt.Fprintf(w, row, "scenario", "route", "events", "p50", "p99")
+	sr.processHeader(w)
+	for _, o := range outs {
+		for i, res := range o.results {
+			fmt.Fprintf(w, row, nameOnce(o, i), sr.routes[i].name, strconv.Itoa(res.ops), ms(res.p50), ms(res.p99))
+			if res.fail != "" {
+				fmt.Fprintf(w, "  FAILED: %s\n", oneLine(res.fail))
 				continue
 			}
-			var parts []string
-			for _, k := range slices.Sorted(maps.Keys(nc.counters)) {
-				parts = append(parts, fmt.Sprintf("%s %+d", k, nc.counters[k]))
-			}
-			fmt.Fprintf(w, "%s counters during the %s runs: %s\n", nc.name, sr.name, strings.Join(parts, ", "))
+			processColumns(w, res)
 		}
 	}
 }
 
-func (r *report) writeRSS(w io.Writer) {
-	s := r.rss
-	fmt.Fprintf(w, "proxy RSS (a fresh proxy): %d KiB idle, %d KiB with %d idle tunnels = %.1f KiB per tunnel; %d KiB after they disconnected\n",
-		s.before, s.loaded, s.tunnels, s.perTunnel(), s.gone)
-	if s.active != int64(s.tunnels) {
-		fmt.Fprintf(w, "note: the proxy counted %d active links with %d tunnels up\n", s.active, s.tunnels)
-	}
-	if s.left != 0 {
-		fmt.Fprintf(w, "LEAK? the proxy still counted %d active links %v after every tunnel was cancelled\n", s.left, closeTimeout)
-	}
-	if s.stuck != 0 {
-		fmt.Fprintf(w, "STUCK: %d clients' Run had not returned %v after cancel\n", s.stuck, closeTimeout)
-	}
-}
-
-// reuse is the new backend connections during the warm-ups and in the
-// measured parts of all tunnel runs of request workloads, and the
-// requests of the measured parts.
-func (r *report) reuse() (warm, conns int64, total int) {
-	for _, sr := range r.suites {
-		for _, o := range sr.outcomes {
-			if !o.requests() {
+func (sr *suiteReport) writeTransfers(w io.Writer, outs []outcome) {
+	const row = "%-18s %-6s %8s %6s %8s"
+	fmt.Fprintf(w, row, "scenario", "route", "MiB/s", "ratio", "time")
+	sr.processHeader(w)
+	for _, o := range outs {
+		ref := o.results[0]
+		for i, res := range o.results {
+			rate, ratio := "-", ""
+			if res.fail == "" {
+				rate = fmt.Sprintf("%.0f", res.perSec)
+			}
+			if i > 0 && ref.fail == "" && res.fail == "" {
+				ratio = fmt.Sprintf("%.2f", res.perSec/ref.perSec)
+			}
+			fmt.Fprintf(w, row, nameOnce(o, i), sr.routes[i].name, rate, ratio, fmt.Sprintf("%.2fs", res.elapsed.Seconds()))
+			if res.fail != "" {
+				fmt.Fprintf(w, "  FAILED: %s\n", oneLine(res.fail))
 				continue
 			}
-			for i, res := range o.results {
-				if sr.routes[i].tunnel {
-					warm += res.warmConns
-					conns += res.conns
-					total += res.ops
-				}
-			}
+			processColumns(w, res)
 		}
 	}
-	return warm, conns, total
-}
-
-// floor is one line of the verdict.
-type floor struct {
-	what       string
-	got, limit float64
-	atMost     bool // the limit is a ceiling
-}
-
-func (r *report) floors() []floor {
-	var fs []floor
-	for _, sr := range r.suites {
-		for _, o := range sr.outcomes {
-			for i, res := range o.results[1:] {
-				fs = append(fs, floor{what: fmt.Sprintf("%s %s/%s ops/s", o.name(), sr.routes[i+1].name, sr.routes[0].name),
-					got: res.perSec / o.results[0].perSec, limit: o.floor})
+	fmt.Fprintf(w, "%-18s %-6s", "peak RSS growth", "MiB")
+	for _, n := range sr.watched {
+		fmt.Fprintf(w, " %7s", n)
+	}
+	fmt.Fprintln(w)
+	for _, o := range outs {
+		for i, res := range o.results {
+			fmt.Fprintf(w, "%-18s %-6s", nameOnce(o, i), sr.routes[i].name)
+			for _, g := range res.growth {
+				fmt.Fprintf(w, " %7.1f", float64(g)/1024)
 			}
+			fmt.Fprintln(w)
 		}
 	}
-	if _, conns, total := r.reuse(); total > 0 {
-		fs = append(fs, floor{what: "new backend connections per 1,000 tunnel requests",
-			got: perThousand(conns, total), limit: reuseCeiling, atMost: true})
-	}
-	if r.rss != nil {
-		fs = append(fs, floor{what: "proxy RSS per idle tunnel, KiB", got: r.rss.perTunnel(), limit: rssCeiling, atMost: true})
-	}
-	return fs
 }
 
-func (f floor) write(w io.Writer) {
-	pass, op := f.got >= f.limit, "≥"
-	if f.atMost {
-		pass, op = f.got <= f.limit, "≤"
+// nameOnce is the scenario's name on its first row, blank below.
+func nameOnce(o outcome, i int) string {
+	if i > 0 {
+		return ""
 	}
-	verdict := "PASS"
-	if !pass {
-		verdict = "FAIL"
-	}
-	fmt.Fprintf(w, "%s  %-52s %8.3f  (want %s %g)\n", verdict, f.what, f.got, op, f.limit)
+	return o.name()
 }
 
 // perOp is a duration per operation in microseconds.
@@ -258,4 +252,13 @@ func ms(d time.Duration) string {
 		return fmt.Sprintf("%dµs", d.Microseconds())
 	}
 	return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond))
+}
+
+// oneLine is s on one line, shortened to a few hundred characters.
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 300 {
+		s = s[:300] + "…"
+	}
+	return s
 }

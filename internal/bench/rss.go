@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -37,7 +36,7 @@ func (r *rssResult) perTunnel() float64 {
 // measureRSS starts a fresh proxy, so that no earlier load is in its
 // memory, and reads its RSS before and after n in-process clients, each
 // with its own key, have registered and idled for settle.
-func measureRSS(ctx context.Context, ps *procs, bins binaries, be *backend, dir string, n int, settle time.Duration) (*rssResult, error) {
+func measureRSS(ctx context.Context, ps *procs, bins binaries, be *backendProc, dir string, n int, settle time.Duration) (*rssResult, error) {
 	p, addr, err := startProxy(ctx, ps, "proxy-rss", dir, bins.proxy)
 	if err != nil {
 		return nil, err
@@ -157,18 +156,22 @@ func waitLinksGone(ctx context.Context, addr string) int64 {
 }
 
 // readRSS is a process's resident set size in KiB, from /proc.
-func readRSS(pid int) (int64, error) {
+func readRSS(pid int) (int64, error) { return readStatus(pid, "VmRSS:") }
+
+// readStatus is a field of /proc/PID/status counted in KiB, e.g. VmRSS:
+// or VmHWM:.
+func readStatus(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, fmt.Errorf("read RSS: %w", err)
+		return 0, fmt.Errorf("read %s: %w", field, err)
 	}
 	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			f := strings.Fields(rest) // "12345 kB"
 			if len(f) == 2 && f[1] == "kB" {
 				return strconv.ParseInt(f[0], 10, 64)
 			}
 		}
 	}
-	return 0, errors.New("read RSS: no VmRSS line in /proc/PID/status")
+	return 0, fmt.Errorf("read %s: not in /proc/%d/status", field, pid)
 }

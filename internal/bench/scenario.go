@@ -5,19 +5,33 @@ import (
 	"fmt"
 	"io"
 	"net/url"
-	"os"
 	"path/filepath"
 	"regexp"
+	"time"
 )
 
 // A workload is one kind of traffic, run over one route. Its operations
-// are what the result counts: requests, or round trips for a WebSocket
-// echo workload.
+// are what the result counts: requests, round trips of a WebSocket echo,
+// MiB of a transfer, or events of a stream.
 type workload interface {
 	name() string
-	requests() bool // its operations are HTTP requests
-	run(ctx context.Context, rt route, w window) (result, error)
+	kind() kind
+	run(ctx context.Context, r *runner, rt route) (result, error)
 }
+
+// kind is what a workload's operations are, and so which table reports
+// it.
+type kind int
+
+const (
+	kindRequests   kind = iota // HTTP requests in a window: ops/s
+	kindRoundTrips             // WebSocket round trips in a window: ops/s
+	kindTransfer               // one large body: MiB/s
+	kindEvents                 // one event stream: latency per event
+)
+
+// rate says whether the kind's operations are counted per second.
+func (k kind) rate() bool { return k == kindRequests || k == kindRoundTrips }
 
 // route is one way to reach the backend: directly, through a tunnel, or
 // through a tunnel entered on a proxy node that does not hold the client.
@@ -25,26 +39,41 @@ type route struct {
 	name   string
 	base   string // URL prefix, e.g. http://<label>.localhost:41234
 	dial   string // where every visitor connection goes, e.g. 127.0.0.1:41234
-	tunnel bool   // through keyhole: counts for backend connection reuse
+	tunnel bool   // through keyhole: counts for backend connection reuse and the latency floors
 }
 
-// scenario is a workload and its floor: the lowest acceptable ratio of
-// its operations per second over each route to those over the suite's
-// first route.
+// scenario is a workload and its floors. The ratio floor is the lowest
+// acceptable ratio of its rate over each route to its rate over the
+// suite's first route; the others hold over every tunnel route. A zero
+// floor is none.
 type scenario struct {
 	workload
-	floor float64
+	floor  float64       // rate over the first route's
+	p50Max time.Duration // latency
+	p99Max time.Duration
+	cpuMax time.Duration // CPU per operation of the proxies and the client together
 }
 
 // suite is a system under test, the scenarios run on it, and how to
 // start it. Every scenario runs over every route of the system; the first
 // route is the reference of the ratios.
 type suite struct {
-	name      string // what -run matches, with the scenario's: one-node/GET 1KiB x64
-	about     string // what the routes are, for the report
+	name      string   // what -run matches, with the scenario's: one-node/GET 1KiB x64
+	about     string   // what the routes are, for the report
+	proxyArgs []string // added to every proxy's flags
+	routes    []string // the env's routes to run, by name, in order; nil: all of them
+	// soft: the scenarios' failures, starting the system included, are
+	// results (FAIL lines), not a benchmark that could not measure.
+	soft      bool
 	start     func(ctx context.Context, s setup) (*env, error)
 	scenarios []scenario
 }
+
+const (
+	small = 1 << 10   // the small GET's body and the WebSocket message
+	large = 256 << 20 // the transfers' bodies
+	ms20  = 20 * time.Millisecond
+)
 
 // suites, in the order they run. A new kind of traffic is a new
 // workload; a new way in is a new route of a suite's env.
@@ -54,10 +83,11 @@ var suites = []suite{
 		about: "direct = the backend itself; tunnel = through one proxy and one client",
 		start: startTunnel,
 		scenarios: []scenario{
-			{httpGet{path: "/1k", conns: 1}, 0.35},
-			{httpGet{path: "/1k", conns: 64}, 0.30},
-			{httpGet{path: "/400k", conns: 16}, 0.25},
-			{wsEcho{size: 1 << 10, conns: 32}, 0.35},
+			{workload: httpGet{path: "/1k", conns: 1}, floor: 0.20, p50Max: 350 * time.Microsecond},
+			{workload: httpGet{path: "/1k", conns: 64}, floor: 0.25, cpuMax: 70 * time.Microsecond},
+			{workload: httpGet{path: "/400k", conns: 16}, floor: 0.22},
+			{workload: wsEcho{size: small, conns: 32}, floor: 0.30},
+			{workload: events{n: 200, gap: 10 * time.Millisecond}, p99Max: ms20},
 		},
 	},
 	{
@@ -66,7 +96,31 @@ var suites = []suite{
 			"same = entering on node a, cross = entering on node b, which reaches the client over Redis",
 		start: startCluster,
 		scenarios: []scenario{
-			{httpGet{path: "/1k", conns: 64}, 0.5},
+			{workload: httpGet{path: "/1k", conns: 64}, floor: 0.5},
+			{workload: events{n: 200, gap: 10 * time.Millisecond}, p99Max: ms20},
+		},
+	},
+	{
+		name:      "one-node-nocap",
+		about:     "as one-node, the proxy run with --max-body 0 (no cap)",
+		proxyArgs: []string{"--max-body", "0"},
+		soft:      true,
+		start:     startTunnel,
+		scenarios: []scenario{
+			{workload: transfer{size: large}, floor: 0.25},
+			{workload: transfer{up: true, size: large}, floor: 0.25},
+		},
+	},
+	{
+		name:      "two-node-nocap",
+		about:     "as two-node, both nodes run with --max-body 0 (no cap); direct = the backend itself",
+		proxyArgs: []string{"--max-body", "0"},
+		routes:    []string{"direct", "cross"},
+		soft:      true,
+		start:     startCluster,
+		scenarios: []scenario{
+			{workload: transfer{size: large}, floor: 0.25},
+			{workload: transfer{up: true, size: large}, floor: 0.25},
 		},
 	},
 }
@@ -85,22 +139,25 @@ func (su *suite) selected(re *regexp.Regexp) []scenario {
 // outcome is a scenario's results, one per route.
 type outcome struct {
 	scenario
-	results []result // in the order of env.routes
+	results []result // in the order of the suite's routes
 }
 
 // runScenarios runs every scenario over every route, the routes of one
-// scenario back to back so that they meet the same machine.
-func runScenarios(ctx context.Context, o *options, e *env, scs []scenario, progress io.Writer) ([]outcome, error) {
+// scenario back to back so that they meet the same machine. In a soft
+// suite a run that fails is a result.
+func runScenarios(ctx context.Context, r *runner, su *suite, routes []route, scs []scenario, progress io.Writer) ([]outcome, error) {
 	var outs []outcome
 	for _, sc := range scs {
 		out := outcome{scenario: sc}
-		for _, rt := range e.routes {
-			res, err := runOne(ctx, o.timing, e, sc, rt)
-			if err != nil {
+		for _, rt := range routes {
+			res, err := sc.run(ctx, r, rt)
+			if err != nil && (!su.soft || ctx.Err() != nil) {
 				return outs, fmt.Errorf("%s %s: %w", sc.name(), rt.name, err)
 			}
-			fmt.Fprintf(progress, "bench: %-16s %-6s %9.0f/s  p50 %-9s p99 %-9s errors %d\n",
-				sc.name(), rt.name, res.perSec, ms(res.p50), ms(res.p99), res.errs)
+			if err != nil {
+				res = result{fail: err.Error()}
+			}
+			progressLine(progress, sc, rt, res)
 			out.results = append(out.results, res)
 		}
 		outs = append(outs, out)
@@ -108,36 +165,37 @@ func runScenarios(ctx context.Context, o *options, e *env, scs []scenario, progr
 	return outs, nil
 }
 
-// runOne runs a scenario over a route and samples its cost.
-func runOne(ctx context.Context, t timing, e *env, sc scenario, rt route) (result, error) {
-	w := t.window()
-	start := e.sample()
-	marks := e.sampleAt(ctx, w)
-	res, err := sc.run(ctx, rt, w)
-	if err != nil {
-		return res, err
-	}
-	select {
-	case m := <-marks:
-		res.cost = costOf(start, m[0], m[1])
-		return res, nil
-	case <-ctx.Done():
-		return res, ctx.Err()
+func progressLine(w io.Writer, sc scenario, rt route, res result) {
+	fmt.Fprintf(w, "bench: %-18s %-6s ", sc.name(), rt.name)
+	switch {
+	case res.fail != "":
+		fmt.Fprintf(w, "FAILED: %s\n", oneLine(res.fail))
+	case sc.kind() == kindTransfer:
+		fmt.Fprintf(w, "%9.0f MiB/s in %v\n", res.perSec, res.elapsed.Round(time.Millisecond))
+	case sc.kind() == kindEvents:
+		fmt.Fprintf(w, "%d events, p50 %s p99 %s\n", res.ops, ms(res.p50), ms(res.p99))
+	default:
+		fmt.Fprintf(w, "%9.0f/s  p50 %-9s p99 %-9s errors %d\n", res.perSec, ms(res.p50), ms(res.p99), res.errs)
 	}
 }
 
 // setup is what starting a system under test needs.
 type setup struct {
-	ps   *procs
-	o    *options
-	bins binaries
-	be   *backend
-	dir  string
+	ps        *procs
+	o         *options
+	bins      binaries
+	be        *backendProc
+	dir       string
+	self      string           // the benchmark's binary, for the load generators
+	wrk       string           // wrk binary; "" uses the benchmark's own generator
+	sums      map[int64]string // SHA-256 of the pattern by length, shared by the suites
+	tag       string           // prefix of the process names, so that suites keep their own logs and keys
+	proxyArgs []string         // the suite's
 }
 
 // env is a running system under test.
 type env struct {
-	backend *backend
+	backend *backendProc
 	routes  []route   // routes[0] is the reference
 	proxies []node    // whose counters the report gives
 	procs   []*proc   // to stop when the suite is done, in this order
@@ -148,6 +206,38 @@ type env struct {
 type node struct {
 	name string
 	addr string
+}
+
+// directRoute is the backend itself.
+func directRoute(be *backendProc) route {
+	return route{name: "direct", base: be.url, dial: be.addr()}
+}
+
+// pick is the env's routes named in names, in that order; all of them
+// if names is nil.
+func (e *env) pick(names []string) ([]route, error) {
+	if names == nil {
+		return e.routes, nil
+	}
+	all := append([]route{directRoute(e.backend)}, e.routes...)
+	var out []route
+	for _, n := range names {
+		i := indexRoute(all, n)
+		if i < 0 {
+			return nil, fmt.Errorf("no route %q", n)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+func indexRoute(rs []route, name string) int {
+	for i, r := range rs {
+		if r.name == name {
+			return i
+		}
+	}
+	return -1
 }
 
 // stop stops the env's processes in order and reports what went wrong.
@@ -178,8 +268,8 @@ func startProxy(ctx context.Context, ps *procs, name, dir, bin string, extra ...
 	return p, "127.0.0.1:" + u.Port(), nil
 }
 
-// startClient starts a client of the proxy at addr in front of be, and
-// returns it with the public URL it printed.
+// startClient starts a client of the proxy at addr in front of the
+// backend, and returns it with the public URL it printed.
 func startClient(ctx context.Context, s setup, name, addr string) (*proc, *url.URL, error) {
 	c, line, err := s.ps.start(ctx, name, s.dir, s.bins.client,
 		"--proxy", "ws://"+addr, "--target", s.be.url, "--key", filepath.Join(s.dir, name+".key"))
@@ -193,28 +283,25 @@ func startClient(ctx context.Context, s setup, name, addr string) (*proc, *url.U
 	return c, u, nil
 }
 
-// startTunnel starts a proxy and a client in front of be.
+// startTunnel starts a proxy and a client in front of the backend.
 func startTunnel(ctx context.Context, s setup) (*env, error) {
-	p, addr, err := startProxy(ctx, s.ps, "proxy", s.dir, s.bins.proxy)
+	e := &env{backend: s.be}
+	p, addr, err := startProxy(ctx, s.ps, s.tag+"proxy", s.dir, s.bins.proxy, s.proxyArgs...)
 	if err != nil {
-		return nil, err
+		return e, err
 	}
-	c, u, err := startClient(ctx, s, "client", addr)
+	e.procs = []*proc{p}
+	c, u, err := startClient(ctx, s, s.tag+"client", addr)
 	if err != nil {
-		return nil, err
+		return e, err
 	}
-	return &env{
-		backend: s.be,
-		proxies: []node{{"proxy", addr}},
-		procs:   []*proc{c, p},
-		routes: []route{
-			{name: "direct", base: s.be.url, dial: s.be.url[len("http://"):]},
-			{name: "tunnel", base: u.String(), dial: addr, tunnel: true},
-		},
-		watched: []watched{
-			{"proxy", p.cmd.Process.Pid},
-			{"client", c.cmd.Process.Pid},
-			{"bench", os.Getpid()}, // the load generator and the backend
-		},
-	}, nil
+	e.procs = []*proc{c, p}
+	e.proxies = []node{{"proxy", addr}}
+	e.routes = []route{directRoute(s.be), {name: "tunnel", base: u.String(), dial: addr, tunnel: true}}
+	e.watched = []watched{
+		{"backend", s.be.pid()},
+		{"proxy", p.cmd.Process.Pid},
+		{"client", c.cmd.Process.Pid},
+	}
+	return e, nil
 }

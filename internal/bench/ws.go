@@ -28,38 +28,43 @@ func (e wsEcho) name() string {
 	return fmt.Sprintf("WS echo %s x%d", sizeName(e.size), e.conns)
 }
 
-func (e wsEcho) requests() bool { return false }
+func (e wsEcho) kind() kind { return kindRoundTrips }
 
-func (e wsEcho) run(ctx context.Context, rt route, w window) (result, error) {
+func (e wsEcho) run(ctx context.Context, r *runner, rt route) (result, error) {
+	return r.loop(ctx, loadSpec{Kind: "ws", URL: "ws" + strings.TrimPrefix(rt.base, "http") + echoPath,
+		Dial: rt.dial, Conns: e.conns, Size: int64(e.size)})
+}
+
+// echoLoop is the load generator's side of wsEcho.
+func echoLoop(ctx context.Context, s loadSpec, w window) (result, error) {
 	var dials atomic.Int64
 	nd := &net.Dialer{Timeout: 5 * time.Second}
 	d := &websocket.Dialer{
 		NetDialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			dials.Add(1)
-			return nd.DialContext(ctx, "tcp", rt.dial)
+			return nd.DialContext(ctx, "tcp", s.Dial)
 		},
 		HandshakeTimeout: 5 * time.Second,
 		ReadBufferSize:   4096,
 		WriteBufferSize:  4096,
 	}
-	url := "ws" + strings.TrimPrefix(rt.base, "http") + echoPath
-	s := &sockets{conns: make([]*websocket.Conn, e.conns)}
-	defer s.closeAll()
-	stop := context.AfterFunc(ctx, s.abort) // unblocks round trips on Ctrl-C
+	socks := &sockets{conns: make([]*websocket.Conn, s.Conns)}
+	defer socks.closeAll()
+	stop := context.AfterFunc(ctx, socks.abort) // unblocks round trips on Ctrl-C
 	defer stop()
-	msg := payload(e.size)
-	bufs := make([]bytes.Buffer, e.conns)
-	res, err := closedLoop(ctx, e.conns, w, func(ctx context.Context, i int) error {
-		c := s.conns[i] // only worker i sets it
+	msg := payload(int(s.Size))
+	bufs := make([]bytes.Buffer, s.Conns)
+	res, err := closedLoop(ctx, s.Conns, w, func(ctx context.Context, i int) error {
+		c := socks.conns[i] // only worker i sets it
 		if c == nil {
 			var err error
-			if c, err = s.dial(ctx, d, url, i); err != nil {
+			if c, err = socks.dial(ctx, d, s.URL, i); err != nil {
 				return err
 			}
 		}
 		err := roundTrip(c, msg, &bufs[i])
 		if err != nil {
-			s.drop(i)
+			socks.drop(i)
 		}
 		return err
 	})

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// transferTimeout bounds one large transfer: at 256 MiB, anything slower
+// than about 13 MiB/s fails, far below any floor.
+const transferTimeout = 20 * time.Second
+
+// transfer is one large body, downloaded from the backend or uploaded to
+// it, checked to the byte by its SHA-256. Its rate is MiB/s, and its CPU
+// columns count per MiB.
+type transfer struct {
+	up   bool
+	size int64
+}
+
+func (t transfer) name() string {
+	if t.up {
+		return "upload " + sizeName(int(t.size))
+	}
+	return "download " + sizeName(int(t.size))
+}
+
+func (t transfer) kind() kind { return kindTransfer }
+
+func (t transfer) run(ctx context.Context, r *runner, rt route) (result, error) {
+	s := loadSpec{Kind: "download", URL: fmt.Sprintf("%s%s?n=%d", rt.base, blobPath, t.size),
+		Dial: rt.dial, Size: t.size, Sum: r.sum(t.size), Timeout: transferTimeout}
+	if t.up {
+		s.Kind, s.URL = "upload", rt.base+sinkPath
+	}
+	res, err := r.once(ctx, s)
+	if err != nil {
+		return res, err
+	}
+	res.ops = int(t.size >> 20) // CPU per MiB
+	if res.fail == "" && res.elapsed > 0 {
+		res.perSec = float64(t.size) / (1 << 20) / res.elapsed.Seconds()
+	}
+	return res, nil
+}
+
+// events is an event stream of n small events gap apart, each flushed by
+// the backend on its own; its latencies are from the flush to the
+// arrival at the load generator.
+type events struct {
+	n   int
+	gap time.Duration
+}
+
+func (ev events) name() string { return fmt.Sprintf("SSE %d x %v", ev.n, ev.gap) }
+
+func (ev events) kind() kind { return kindEvents }
+
+func (ev events) run(ctx context.Context, r *runner, rt route) (result, error) {
+	return r.once(ctx, loadSpec{Kind: "sse", URL: fmt.Sprintf("%s%s?n=%d&gap=%v", rt.base, eventPath, ev.n, ev.gap),
+		Dial: rt.dial, Events: ev.n, Timeout: time.Duration(ev.n)*ev.gap + opTimeout})
+}

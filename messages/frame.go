@@ -34,6 +34,7 @@ const (
 	MaxChunk   = 64 << 10 // largest Data or WSMessage payload
 	MaxPayload = MaxChunk + 4<<10
 	MaxFrame   = HeaderSize + MaxPayload
+	MaxPing    = 64 // largest Ping payload
 )
 
 // Type says what a frame means. Numbers are never reused.

@@ -165,6 +165,9 @@ func relayBody(st *stream, r io.Reader, length, maxBody int64) (int64, error) {
 			c.Free()
 			continue
 		}
+		if total > maxBody {
+			flags = 0 // the piece past the cap never ends the body
+		}
 		if err := st.acquire(n); err != nil {
 			c.Free()
 			return total, err

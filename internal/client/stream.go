@@ -116,10 +116,45 @@ func (r *body) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("request body over the proxy's cap of %d bytes", r.st.s.maxBody)
 		}
 		r.cur, r.rest, r.done = m.B, m.F.Payload, m.F.End()
+		if r.length >= 0 && r.n == r.length && !r.done {
+			// The last declared byte is here but not the End: hold it
+			// back until the next frame shows whether more follows, so
+			// a body that runs past its length never reaches the
+			// service complete.
+			if err := r.expectEnd(); err != nil {
+				r.release()
+				r.rest = nil
+				return 0, err
+			}
+		}
 	}
 	n := copy(p, r.rest)
 	r.rest = r.rest[n:]
 	return n, nil
+}
+
+// expectEnd reads the frame after a body's last declared byte, which may
+// only be an empty Data with End.
+func (r *body) expectEnd() error {
+	for {
+		m, err := r.st.next()
+		if err != nil {
+			return err
+		}
+		f := m.F
+		m.B.Free()
+		switch {
+		case f.Type == messages.TypeCredit:
+			continue
+		case f.Type == messages.TypeData && f.End() && len(f.Payload) == 0:
+			r.done = true
+			return nil
+		case f.Type == messages.TypeData:
+			return fmt.Errorf("request body past its declared %d bytes", r.length)
+		default:
+			return fmt.Errorf("%w: %v in a request body", messages.ErrMalformed, f.Type)
+		}
+	}
 }
 
 // release frees the frame the transport has taken whole, and grants its

@@ -170,7 +170,12 @@ func freeAll(bs []*Buffer) {
 // way. It is for callers that must never block, like a bus handler.
 func (c *Conn) TrySend(b *Buffer) bool {
 	select {
-	case <-c.done:
+	case <-c.done: // checked alone: with room in the queue, select would pick at random
+		b.Free()
+		return false
+	default:
+	}
+	select {
 	case c.queue <- b:
 		return true
 	default:
@@ -237,6 +242,10 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 			}
 		}
 		if f.Type == messages.TypePing {
+			if len(f.Payload) > messages.MaxPing {
+				b.Free()
+				return fmt.Errorf("read: %w: ping of %d bytes, limit %d", messages.ErrMalformed, len(f.Payload), messages.MaxPing)
+			}
 			c.answerPing(f, b)
 			continue
 		}

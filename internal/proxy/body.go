@@ -101,11 +101,10 @@ func (b *requestBody) start(ctx context.Context, up upstream, st *stream, fail f
 	b.done = make(chan error, 1)
 	go func() {
 		err := b.copy(ctx, up, st)
-		switch {
-		case err == nil:
+		if err == nil {
 			ended()
-		case ctx.Err() == nil:
-			fail(err)
+		} else {
+			fail(err) // harmless once the exchange is over
 		}
 		b.done <- err
 	}()

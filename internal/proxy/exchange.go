@@ -41,9 +41,21 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request, up upstream, h
 	if err := s.sendHead(ctx, up, st, head, body); err != nil {
 		return err
 	}
-	body.start(ctx, up, st, func(err error) { cancel(err) }, func() { timer.Reset(s.cfg.RequestTimeout) })
+	// The body's failure is why the stream ends, even when net/http has
+	// already canceled the request's context for the same broken read.
+	var failed atomic.Pointer[error]
+	body.start(ctx, up, st, func(err error) {
+		failed.Store(&err)
+		cancel(err)
+	}, func() { timer.Reset(s.cfg.RequestTimeout) })
 
 	m, err := st.Next(ctx)
+	if err != nil && r.Context().Err() != nil {
+		body.wait() // net/http ended the request: maybe for the body's own failure
+	}
+	if e := failed.Load(); err != nil && e != nil {
+		err = *e
+	}
 	if err != nil {
 		s.cancelStream(up, st.id, err)
 		if errors.Is(err, ErrTunnelGone) {

@@ -66,6 +66,12 @@ func (s *Server) count(err error) {
 		s.stats.RoutingErrors.Add(1)
 	case errors.Is(err, ErrTunnelGone):
 		s.stats.TunnelGone.Add(1)
+	case errors.Is(err, ErrBadBody):
+		s.stats.BadBodies.Add(1)
+	case errors.Is(err, ErrBodyTimeout):
+		s.stats.BodyTimeouts.Add(1)
+	case errors.Is(err, ErrLength):
+		s.stats.LengthMismatches.Add(1)
 	}
 }
 

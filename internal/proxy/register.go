@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -159,6 +160,8 @@ func refuse(ws *websocket.Conn, err error) {
 		st.Code = http.StatusForbidden
 	case errors.Is(err, messages.ErrVersion):
 		st.Code = link.StatusVersion
+	case isTimeout(err):
+		st.Code = http.StatusRequestTimeout
 	}
 	b := link.Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
 	defer b.Free()
@@ -261,4 +264,11 @@ func (s *Server) CloseDisallowed() int {
 		}
 	}
 	return n
+}
+
+// isTimeout reports whether err is a read or write that timed out; the
+// WebSocket library hides the deadline error behind one of its own.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }

@@ -54,7 +54,6 @@ func (s *Server) responseHead(r *http.Request, f messages.Frame, want messages.T
 	case head.ContentLength > s.cfg.MaxBody:
 		return head, fmt.Errorf("%w: %d bytes declared", ErrResponseTooLarge, head.ContentLength)
 	case f.End() && head.ContentLength > 0 && bodyAllowed(r.Method, head.Status):
-		s.stats.LengthMismatches.Add(1)
 		return head, fmt.Errorf("%w: %d bytes declared and none sent", ErrLength, head.ContentLength)
 	}
 	return head, nil
@@ -129,7 +128,6 @@ func (s *Server) copyResponse(ctx context.Context, w http.ResponseWriter, r *htt
 			abort(fmt.Errorf("%w: over %d bytes", ErrResponseTooLarge, s.cfg.MaxBody))
 		case length >= 0 && (n > length || f.End() && n < length):
 			m.B.Free()
-			s.stats.LengthMismatches.Add(1)
 			abort(fmt.Errorf("%w: %d bytes declared, %d sent", ErrLength, length, n))
 		}
 		// Each write gets its own deadline, so a stream (server-sent

@@ -92,6 +92,11 @@ func TestRelayBody(t *testing.T) {
 			[]sent{{1000, false}, {1000, false}, {0, true}}, 2000, ""},
 		{"unknown length, over the cap", func() io.Reader { return &pieceReader{sizes: []int{1000, 1000, 1000, 1000, 1000}} }, -1, 2500,
 			[]sent{{1000, false}, {1000, false}, {1000, false}}, 3000, "over the proxy's cap of 2500 bytes"},
+		// The piece that passes the cap never says the body is complete,
+		// even when the service's body ends with it (DataErrReader
+		// hands out 1,024 bytes a read, the last with EOF).
+		{"unknown length, the last piece passes the cap", func() io.Reader { return iotest.DataErrReader(bytes.NewReader(make([]byte, 3000))) }, -1, 2500,
+			[]sent{{1024, false}, {1024, false}, {952, false}}, 3000, "over the proxy's cap of 2500 bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, proxy := newLink(t, true, tc.maxBody)

@@ -382,3 +382,24 @@ func TestConnKeepalive(t *testing.T) {
 		})
 	}
 }
+
+// TestConnTrySendAfterClose: once the link has ended TrySend refuses
+// every frame, as Send does, even while the queue has room: a frame
+// queued then would never be written nor freed, and its caller would
+// count it as sent.
+func TestConnTrySendAfterClose(t *testing.T) {
+	const tries = 200
+	mine, _ := ends(t, false)
+	c := New(mine, Options{Queue: tries})
+	c.Close(nil)
+	taken := 0
+	for i := 0; i < tries; i++ {
+		if c.TrySend(numbered(i)) {
+			taken++
+		}
+	}
+	if taken > 0 {
+		t.Errorf("TrySend after Close took %d of %d frames, want none", taken, tries)
+	}
+	c.drain()
+}

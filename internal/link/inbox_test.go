@@ -1,0 +1,389 @@
+package link
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"testing"
+	"time"
+
+	"keyhole/messages"
+)
+
+// pooled returns a frame of type t on stream id with n payload bytes in a
+// pooled buffer, as a link's reader delivers it, and the frame parsed.
+func pooled(t messages.Type, id messages.ID, n int, fill byte) (messages.Frame, *Buffer) {
+	b := NewBuffer()
+	b.B = messages.AppendHeader(b.B, t, 0, id)
+	start := len(b.B)
+	b.B = b.B[:start+n]
+	for i := range b.B[start:] {
+		b.B[start+i] = fill
+	}
+	f, err := messages.Parse(b.B)
+	if err != nil {
+		panic(err)
+	}
+	return f, b
+}
+
+// own returns a frame in a buffer of its own size, as Frame makes small
+// ones.
+func own(t messages.Type, id messages.ID, payload []byte) (messages.Frame, *Buffer) {
+	b := Frame(t, 0, id, payload)
+	f, err := messages.Parse(b.B)
+	if err != nil {
+		panic(err)
+	}
+	return f, b
+}
+
+var sid = messages.ID{1, 2, 3}
+
+// TestInboxBounds: an inbox takes frames while both its frame count and
+// its cost in bytes allow, and fails with ErrOverflow on the first that
+// does not fit, taking nothing more afterwards.
+func TestInboxBounds(t *testing.T) {
+	big := Cost(messages.MaxChunk)
+	small := Cost(100)
+	type frame struct {
+		pooled bool
+		n      int
+	}
+	for _, tc := range []struct {
+		name     string
+		frames   int
+		bytes    int64
+		deliver  []frame
+		wantFits int // frames taken before the overflow; len(deliver) for none
+	}{
+		{"frames: under the bound", 3, 1 << 30, []frame{{false, 1}, {false, 1}, {false, 1}}, 3},
+		{"frames: one over", 3, 1 << 30, []frame{{false, 1}, {false, 1}, {false, 1}, {false, 1}}, 3},
+		{"bytes: exactly full", 100, 2 * big, []frame{{true, messages.MaxChunk}, {true, messages.MaxChunk}}, 2},
+		{"bytes: one byte short", 100, 2*big - 1, []frame{{true, messages.MaxChunk}, {true, messages.MaxChunk}}, 1},
+		{"bytes: small frames by their own size", 100, 3 * small, []frame{{false, 100}, {false, 100}, {false, 100}, {false, 100}}, 3},
+		{"bytes: a small frame alone keeps its pooled buffer", 100, big - 1, []frame{{true, 100}}, 0},
+		{"bytes: a small frame after another is copied out", 100, big + small, []frame{{true, 100}, {true, 100}}, 2},
+		{"bytes: large frames are never copied", 100, big + small, []frame{{true, 100}, {true, copyBelow}}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewInbox(tc.frames, tc.bytes, nil)
+			defer q.Release()
+			for i, d := range tc.deliver {
+				var f messages.Frame
+				var b *Buffer
+				if d.pooled {
+					f, b = pooled(messages.TypeData, sid, d.n, byte(i))
+				} else {
+					f, b = own(messages.TypeData, sid, bytes.Repeat([]byte{byte(i)}, d.n))
+				}
+				ok := q.Deliver(f, b)
+				if want := i < tc.wantFits; ok != want {
+					t.Fatalf("frame %d: Deliver got %v, want %v", i, ok, want)
+				}
+				if !ok {
+					break
+				}
+			}
+			failed := tc.wantFits < len(tc.deliver)
+			if err := q.Err(); failed != errors.Is(err, ErrOverflow) || (!failed && err != nil) {
+				t.Errorf("got Err %v, want overflow %v", err, failed)
+			}
+			select {
+			case <-q.Done():
+				if !failed {
+					t.Error("Done is closed, want it open")
+				}
+			default:
+				if failed {
+					t.Error("Done is open after an overflow")
+				}
+			}
+			if failed {
+				f, b := own(messages.TypeData, sid, nil)
+				if q.Deliver(f, b) {
+					t.Error("a failed inbox took another frame")
+				}
+			}
+			if got := q.Len(); got != tc.wantFits {
+				t.Errorf("got %d frames waiting, want %d", got, tc.wantFits)
+			}
+		})
+	}
+}
+
+// TestInboxCopyOut: a small frame that arrives while others wait is
+// copied into a buffer of its own size, bytes intact; the first frame,
+// which a consumer keeping up takes at once, keeps its pooled buffer.
+func TestInboxCopyOut(t *testing.T) {
+	q := NewInbox(10, 1<<30, nil)
+	defer q.Release()
+	sizes := []int{100, 200, copyBelow - messages.HeaderSize, copyBelow - messages.HeaderSize + 1}
+	for i, n := range sizes {
+		f, b := pooled(messages.TypeData, sid, n, byte(i+1))
+		if !q.Deliver(f, b) {
+			t.Fatalf("frame %d refused", i)
+		}
+	}
+	for i, n := range sizes {
+		m, err := q.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantCopied := i > 0 && messages.HeaderSize+n <= copyBelow
+		if copied := cap(m.B.B) < messages.MaxFrame; copied != wantCopied {
+			t.Errorf("frame %d (%d bytes): copied out %v (cap %d), want %v", i, n, copied, cap(m.B.B), wantCopied)
+		}
+		if wantCopied && cap(m.B.B) != messages.HeaderSize+n {
+			t.Errorf("frame %d: got a buffer of %d bytes, want %d", i, cap(m.B.B), messages.HeaderSize+n)
+		}
+		if len(m.F.Payload) != n || !bytes.Equal(m.F.Payload, bytes.Repeat([]byte{byte(i + 1)}, n)) {
+			t.Errorf("frame %d: payload of %d bytes changed, want %d of %#x", i, len(m.F.Payload), n, i+1)
+		}
+		if n > 0 && &m.F.Payload[0] != &m.B.B[messages.HeaderSize] {
+			t.Errorf("frame %d: the payload is not in the buffer handed out", i)
+		}
+		m.B.Free()
+	}
+}
+
+// TestInboxCredit: with a window, Credit frames go to it and never queue
+// (a malformed one is dropped); without one they queue like any frame.
+func TestInboxCredit(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		window    bool
+		payload   []byte
+		wantQueue int
+		wantAvail int64
+	}{
+		{"window: credit added", true, messages.AppendCredit(nil, 5000), 0, 5000},
+		{"window: zero credit", true, messages.AppendCredit(nil, 0), 0, 0},
+		{"window: malformed credit dropped", true, []byte{1, 2, 3}, 0, 0},
+		{"no window: credit queued", false, messages.AppendCredit(nil, 5000), 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w *Window
+			if tc.window {
+				w = NewWindow(0)
+			}
+			q := NewInbox(1, 1<<20, w)
+			defer q.Release()
+			if q.Window() != w {
+				t.Fatal("Window() is not the window given")
+			}
+			f, b := own(messages.TypeCredit, sid, tc.payload)
+			if !q.Deliver(f, b) {
+				t.Fatal("Deliver refused a Credit frame")
+			}
+			if got := q.Len(); got != tc.wantQueue {
+				t.Errorf("got %d frames queued, want %d", got, tc.wantQueue)
+			}
+			if tc.window {
+				if got := avail(w); got != tc.wantAvail {
+					t.Errorf("got %d credit, want %d", got, tc.wantAvail)
+				}
+				// A window's credit takes no room: the one slot is free.
+				f, b := own(messages.TypeData, sid, nil)
+				if !q.Deliver(f, b) {
+					t.Error("a Data frame after the Credit overflowed a one-frame inbox")
+				}
+				return
+			}
+			m, err := q.Next(context.Background())
+			if err != nil || m.F.Type != messages.TypeCredit {
+				t.Fatalf("got %v, %v; want the Credit frame", m.F.Type, err)
+			}
+			m.B.Free()
+		})
+	}
+}
+
+// TestInboxFail: frames queued before a failure still come out, in
+// order, then the error; the first failure is the one reported.
+func TestInboxFail(t *testing.T) {
+	first, second := errors.New("link lost"), errors.New("later")
+	for _, queued := range []int{0, 1, 3} {
+		t.Run(map[int]string{0: "nothing queued", 1: "one queued", 3: "three queued"}[queued], func(t *testing.T) {
+			q := NewInbox(10, 1<<20, nil)
+			for i := 0; i < queued; i++ {
+				f, b := own(messages.TypeData, sid, []byte{byte(i)})
+				q.Deliver(f, b)
+			}
+			q.Fail(first)
+			q.Fail(second)
+			select {
+			case <-q.Done():
+			default:
+				t.Fatal("Done is open after Fail")
+			}
+			f, b := own(messages.TypeData, sid, []byte{0xff})
+			if q.Deliver(f, b) {
+				t.Error("Deliver after Fail got true, want false")
+			}
+			for i := 0; i < queued; i++ {
+				m, err := q.Next(context.Background())
+				if err != nil {
+					t.Fatalf("frame %d: got %v, want the frame queued before the failure", i, err)
+				}
+				if m.F.Payload[0] != byte(i) {
+					t.Errorf("frame %d: got payload %d, want %d", i, m.F.Payload[0], i)
+				}
+				m.B.Free()
+			}
+			for i := 0; i < 2; i++ {
+				if _, err := q.Next(context.Background()); err != first {
+					t.Errorf("Next after the queued frames: got %v, want %v", err, first)
+				}
+			}
+			if err := q.Err(); err != first {
+				t.Errorf("got Err %v, want %v", err, first)
+			}
+		})
+	}
+}
+
+// TestInboxNextWaits: Next waits for a frame, wakes when one is
+// delivered or the inbox fails, and ends with the context's cause.
+func TestInboxNextWaits(t *testing.T) {
+	cause := errors.New("stream canceled")
+	for _, tc := range []struct {
+		name string
+		act  func(q *Inbox, cancel context.CancelCauseFunc)
+		want error
+	}{
+		{"a frame arrives", func(q *Inbox, _ context.CancelCauseFunc) {
+			f, b := own(messages.TypeData, sid, []byte("x"))
+			q.Deliver(f, b)
+		}, nil},
+		{"the inbox fails", func(q *Inbox, _ context.CancelCauseFunc) { q.Fail(ErrOverflow) }, ErrOverflow},
+		{"ctx is canceled", func(_ *Inbox, cancel context.CancelCauseFunc) { cancel(cause) }, cause},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q := NewInbox(10, 1<<20, nil)
+			defer q.Release()
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			type result struct {
+				m   Inbound
+				err error
+			}
+			got := make(chan result, 1)
+			go func() {
+				m, err := q.Next(ctx)
+				got <- result{m, err}
+			}()
+			select {
+			case r := <-got:
+				t.Fatalf("Next on an empty inbox returned %v", r.err)
+			case <-time.After(blocked):
+			}
+			tc.act(q, cancel)
+			select {
+			case r := <-got:
+				if r.err != tc.want {
+					t.Errorf("got %v, want %v", r.err, tc.want)
+				}
+				if tc.want == nil {
+					if string(r.m.F.Payload) != "x" {
+						t.Errorf("got payload %q, want %q", r.m.F.Payload, "x")
+					}
+					r.m.B.Free()
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Next still waits")
+			}
+		})
+	}
+}
+
+// TestInboxReleaseFrees: Release empties the inbox and returns every
+// pooled buffer. Filling and releasing an inbox of whole-frame buffers
+// many times then allocates far less than keeping them would: the pool
+// hands the same buffers back. (The race detector makes the pool drop a
+// quarter of what it is given, so the bound is half.)
+func TestInboxReleaseFrees(t *testing.T) {
+	const rounds, frames = 100, 8
+	allocated := func(release bool) uint64 {
+		runtime.GC()
+		runtime.GC() // the pool's victims too: start with an empty pool
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		for r := 0; r < rounds; r++ {
+			q := NewInbox(frames, 1<<30, nil)
+			for i := 0; i < frames; i++ {
+				f, b := pooled(messages.TypeData, sid, messages.MaxChunk, 1)
+				q.Deliver(f, b)
+			}
+			if release {
+				q.Release()
+				if q.Len() != 0 || q.queued != 0 {
+					t.Fatalf("after Release: %d frames, %d bytes still queued", q.Len(), q.queued)
+				}
+			}
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	kept := allocated(false)
+	released := allocated(true)
+	if released > kept/2 {
+		t.Errorf("got %d bytes allocated with Release, want at most half of the %d without", released, kept)
+	}
+}
+
+// TestInboxConcurrent: one producer and one consumer, the producer kept
+// inside a small inbox by a window the consumer refills: every frame
+// comes out once, in order, and nothing overflows. Run it with -race.
+func TestInboxConcurrent(t *testing.T) {
+	const n, window = 20000, 8
+	w := NewWindow(window)
+	q := NewInbox(window, 1<<30, nil)
+	defer q.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	produced := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := w.Acquire(ctx, q.Done(), 1); err != nil {
+				produced <- err
+				return
+			}
+			var p [4]byte
+			p[0], p[1], p[2] = byte(i), byte(i>>8), byte(i>>16)
+			var f messages.Frame
+			var b *Buffer
+			if i%3 == 0 {
+				f, b = pooled(messages.TypeData, sid, 0, 0)
+				b.B = append(b.B, p[:]...)
+				f.Payload = b.B[messages.HeaderSize:]
+			} else {
+				f, b = own(messages.TypeData, sid, p[:])
+			}
+			if !q.Deliver(f, b) {
+				produced <- q.Err()
+				return
+			}
+		}
+		produced <- nil
+	}()
+	for i := 0; i < n; i++ {
+		m, err := q.Next(ctx)
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		got := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		m.B.Free()
+		if got != i {
+			t.Fatalf("got frame %d, want %d", got, i)
+		}
+		w.Add(1)
+	}
+	if err := <-produced; err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	if q.Len() != 0 {
+		t.Errorf("got %d frames left, want 0", q.Len())
+	}
+}

@@ -29,8 +29,10 @@ func (e unsentError) Unwrap() error { return e.error }
 // the client sent on, and whether the proxy abandoned the stream (with
 // the status it gave the visitor), and counts it.
 func (s *session) logRequest(st *stream, head *messages.RequestHead, x *outcome) {
+	// The proxy's Error ended the request, unless the client had failed it
+	// first: then the Error only answers the client's own.
 	var pc *proxyCanceled
-	canceled := errors.As(context.Cause(st.ctx), &pc)
+	canceled := errors.As(context.Cause(st.ctx), &pc) && (x.err == nil || errors.Is(x.err, context.Canceled) || errors.Is(x.err, errCanceled))
 	in := st.received.Load()
 	stats := &s.c.stats
 	stats.bytesIn.Add(in)

@@ -78,13 +78,14 @@ func TestProcessesMetricsPromtool(t *testing.T) {
 	secret := "metrics test secret " + rand.Text()
 	ops := map[string]string{"a": freeAddr(t), "b": freeAddr(t), "client": freeAddr(t)}
 	addrs := map[string]string{}
+	procs := map[string]*process{}
 	for _, node := range []string{"a", "b"} {
 		p, line := startProcess(t, "proxy "+node, proxyBin,
 			"--listen", "127.0.0.1:0", "--redis", srv.URL(), "--cluster-secret", secret,
 			"--node", node, "--metrics-listen", ops[node], "--log-format", "json")
 		_, port, _ := strings.Cut(strings.TrimPrefix(line, "http://"), ":")
 		addrs[node] = "127.0.0.1:" + port
-		_ = p
+		procs[node] = p
 	}
 	be := backend(t, echo)
 	_, url := startProcess(t, "client", clientBin, "--proxy", "ws://"+addrs["a"], "--target", be.URL,
@@ -135,6 +136,14 @@ func TestProcessesMetricsPromtool(t *testing.T) {
 	}
 	if code, _ := get(t, "http://"+ops["client"]+"/healthz", ""); code != http.StatusOK {
 		t.Errorf("client /healthz: got %d", code)
+	}
+	// --log-format json: every line of node b's log is JSON, its access
+	// lines among them.
+	waitFor(t, "node b's access lines", func() bool {
+		return len(accessLines(t, procs["b"].stderr.String(), "json")) > 0
+	})
+	if l := accessLines(t, procs["b"].stderr.String(), "json")[0]; l["cross_node"] != "true" || l["node"] != "b" {
+		t.Errorf("node b's first access line: got %v, want one crossing nodes", l)
 	}
 }
 

@@ -58,6 +58,7 @@ type Counted interface {
 // Counter is one named count.
 type Counter struct {
 	Name  string
+	Help  string // what it counts, a sentence
 	Value uint64
 }
 

@@ -29,3 +29,16 @@ type Registry interface {
 
 	Close() error
 }
+
+// Counted is implemented by registries that count what they did, for the
+// proxy's metrics: each name (lower case, underscores) with its value.
+type Counted interface {
+	Counters() []Counter
+}
+
+// Counter is one named count.
+type Counter struct {
+	Name  string
+	Help  string // what it counts, a sentence
+	Value uint64
+}

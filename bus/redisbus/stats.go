@@ -23,15 +23,15 @@ type Stats struct {
 func (b *Bus) Counters() []bus.Counter {
 	st := b.Stats()
 	return []bus.Counter{
-		{Name: "published", Value: st.Published},
-		{Name: "no_subscriber", Value: st.NoSubscriber},
-		{Name: "publish_errors", Value: st.PublishErrors},
-		{Name: "delivered", Value: st.Delivered},
-		{Name: "forged", Value: st.Forged},
-		{Name: "stale", Value: st.Stale},
-		{Name: "replayed", Value: st.Replayed},
-		{Name: "discarded", Value: st.Discarded},
-		{Name: "resubscribed", Value: st.Resubscribed},
+		{Name: "published", Help: "Messages Redis handed to at least one subscriber.", Value: st.Published},
+		{Name: "no_subscriber", Help: "Publishes refused because no node listened on the channel.", Value: st.NoSubscriber},
+		{Name: "publish_errors", Help: "Publishes that failed in Redis: down, timed out, refused.", Value: st.PublishErrors},
+		{Name: "delivered", Help: "Messages handed to a handler.", Value: st.Delivered},
+		{Name: "forged", Help: "Messages dropped as malformed or with a bad tag (wrong --cluster-secret, replayed onto another channel).", Value: st.Forged},
+		{Name: "stale", Help: "Authentic messages dropped for a timestamp too far from this node's clock.", Value: st.Stale},
+		{Name: "replayed", Help: "Authentic, fresh messages dropped as already seen.", Value: st.Replayed},
+		{Name: "discarded", Help: "Messages dropped because their subscription was closing.", Value: st.Discarded},
+		{Name: "resubscribed", Help: "Subscriptions restored after a lost connection; messages published meanwhile were lost.", Value: st.Resubscribed},
 	}
 }
 

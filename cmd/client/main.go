@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/textproto"
 	"os"
@@ -44,6 +43,8 @@ type options struct {
 	headers    cli.Strings
 	basicAuth  cli.Strings
 	insecure   bool
+	metrics    string
+	log        cli.LogOptions
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -57,6 +58,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
 	fs.BoolVar(&o.insecure, "target-insecure", false, "do not verify the certificate of an https:// target (a local service with a self-signed certificate); the link to the proxy is always verified")
 	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
+	fs.StringVar(&o.metrics, "metrics-listen", "", "serve /metrics (alias /_keyhole/metrics) and /healthz on this `address` (default: none)")
+	cli.AddLogFlags(fs, &o.log)
 	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -66,6 +69,14 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		return nil, errors.New("--target is required, e.g. --target http://127.0.0.1:3000")
 	}
 	return &o, nil
+}
+
+// health answers the client's /healthz: the process runs. Whether its
+// link is up is keyhole_client_link_up: a client restarted for a proxy
+// that is down would not bring the proxy back.
+func health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	fmt.Fprintln(w, "ok")
 }
 
 func parseHeaders(lines []string) (http.Header, error) {
@@ -90,7 +101,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logw := cli.NewLogWriter(stderr, 100*time.Millisecond)
 	defer logw.Close()
-	log := slog.New(slog.NewTextHandler(logw, nil))
+	log, err := cli.NewLogger(logw, o.log)
+	if err != nil {
+		return err
+	}
 	header, err := parseHeaders(o.headers)
 	if err != nil {
 		return err
@@ -124,6 +138,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	if err != nil {
 		return err
+	}
+	if o.metrics != "" {
+		stop, err := cli.ServeOps(o.metrics, c.MetricsHandler(), health, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	log.Info("connecting", "proxy", o.proxy, "target", o.target, "label", identity.Label(key.Public().(ed25519.PublicKey)))
 	return c.Run(ctx)

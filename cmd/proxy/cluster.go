@@ -15,6 +15,7 @@ import (
 
 	"keyhole/bus/redisbus"
 	"keyhole/internal/proxy"
+	"keyhole/internal/redisopt"
 	"keyhole/registry/redisreg"
 )
 
@@ -37,6 +38,7 @@ func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logge
 	if err != nil {
 		return nil, err
 	}
+	redisopt.LogTo(log)
 	client := redis.NewUniversalClient(opts)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

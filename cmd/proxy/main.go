@@ -60,6 +60,7 @@ type options struct {
 	globalRate     float64
 	globalBurst    int
 	pending        int
+	log            cli.LogOptions
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -86,9 +87,10 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
-	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /_keyhole/metrics on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
+	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /metrics (alias /_keyhole/metrics) on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
 	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
+	cli.AddLogFlags(fs, &o.log)
 	cli.SetUsage(fs, "usage: proxy [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -151,7 +153,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	// Buffered: the access log is a line per request, and a system call
+	// each would cost more than the request.
+	logw := cli.NewLogWriter(stderr, 100*time.Millisecond)
+	defer logw.Close()
+	log, err := cli.NewLogger(logw, o.log)
+	if err != nil {
+		return err
+	}
 	trusted, err := parseCIDRs(o.trustedProxies)
 	if err != nil {
 		return err
@@ -264,22 +273,7 @@ func serveOps(addr string, srv *proxy.Server, log *slog.Logger) (stop func(), er
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-listen: %w", err)
 	}
-	hs := &http.Server{
-		Handler:           srv.OpsHandler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		hs.Serve(ln)
-	}()
-	log.Info("serving health and metrics", "addr", ln.Addr().String())
-	return func() {
-		hs.Close()
-		<-done
-	}, nil
+	return cli.Serve(ln, srv.OpsHandler(), log), nil
 }
 
 // maxBody turns --max-body, where 0 means no cap, into Config.MaxBody,

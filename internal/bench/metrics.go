@@ -10,15 +10,15 @@ import (
 	"time"
 )
 
-// counters are the proxy's metrics, by name without the keyhole_proxy_
-// prefix.
+// counters are the proxy's unlabelled metrics, by name without the
+// keyhole_proxy_ prefix and _total suffix.
 type counters map[string]int64
 
 // scrapeMetrics reads the proxy's counters from its apex host.
 func scrapeMetrics(ctx context.Context, addr string) (counters, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/_keyhole/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,8 +35,9 @@ func scrapeMetrics(ctx context.Context, addr string) (counters, error) {
 	for sc.Scan() {
 		name, value, ok := strings.Cut(sc.Text(), " ")
 		name, named := strings.CutPrefix(name, "keyhole_proxy_")
-		if v, err := strconv.ParseInt(value, 10, 64); ok && named && err == nil {
-			c[name] = v
+		name = strings.TrimSuffix(name, "_total")
+		if v, err := strconv.ParseFloat(value, 64); ok && named && err == nil {
+			c[name] = int64(v)
 		}
 	}
 	return c, sc.Err()

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"keyhole/messages"
 )
 
@@ -60,6 +62,8 @@ type Client struct {
 	instance [messages.InstanceSize]byte
 	wg       sync.WaitGroup // sessions draining after a GoAway
 	auth     basicAuth      // nil: no credentials needed
+	stats    stats
+	reg      *prometheus.Registry
 }
 
 // ConnectPath is the proxy's link endpoint on its apex host.
@@ -101,6 +105,7 @@ func New(cfg Config) (*Client, error) {
 		}
 	}
 	crand.Read(c.instance[:])
+	c.initMetrics()
 	return c, nil
 }
 
@@ -163,12 +168,17 @@ func (c *Client) Run(ctx context.Context) error {
 		s, err := c.dial(ctx)
 		if err == nil {
 			connected = true
+			c.stats.registered.Add(1)
+			c.stats.links.Add(1)
 			if old != nil {
 				c.goTracked(old.drain)
 				old = nil
 			}
 			backoff = c.cfg.MinBackoff
-			c.goTracked(func() { s.run(ctx) })
+			c.goTracked(func() {
+				defer c.stats.links.Add(-1)
+				s.run(ctx)
+			})
 			select {
 			case <-s.done:
 				err = s.err
@@ -181,6 +191,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		c.stats.failures.Add(1)
 		wait := jitter(backoff)
 		if old != nil {
 			c.log.Warn("new link failed; the drained one still serves", "err", err, "retry_in", wait.Round(time.Millisecond))

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,27 +19,39 @@ func (s *session) serveHTTP(st *stream, head *messages.RequestHead, noBody bool)
 	if !s.authorize(st, head, messages.TypeHTTPResponse) {
 		return
 	}
-	start := time.Now()
+	x := outcome{start: time.Now()}
+	defer s.logRequest(st, head, &x)
 	req, err := s.c.request(st, head, noBody)
 	if err != nil {
-		s.sendError(st.id, requestStatus(err), "keyhole client: "+err.Error())
+		x.status, x.err = requestStatus(err), err
+		s.sendError(st.id, x.status, "keyhole client: "+err.Error())
 		return
 	}
 	resp, err := s.c.cfg.Transport.RoundTrip(req)
 	if err != nil {
+		x.err = err
 		if st.ctx.Err() == nil {
-			s.log.Warn("private service failed", "method", head.Method, "uri", head.URI, "err", err)
-			s.sendError(st.id, http.StatusBadGateway, "keyhole client: private service failed: "+err.Error())
+			x.status = http.StatusBadGateway
+			s.sendError(st.id, x.status, "keyhole client: private service failed: "+err.Error())
 		}
 		return
 	}
 	defer resp.Body.Close()
-	n, err := s.relayResponse(st, resp)
-	if err != nil && st.ctx.Err() == nil {
-		s.log.Warn("response relay failed", "method", head.Method, "uri", head.URI, "err", err)
-		s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+	x.service = resp.StatusCode
+	x.status = resp.StatusCode
+	x.out, err = s.relayResponse(st, resp)
+	if err != nil {
+		x.err = err
+		var u unsentError
+		if errors.As(err, &u) {
+			x.status = http.StatusBadGateway // the head never went: the visitor gets our 502
+		} else {
+			x.cut = true
+		}
+		if st.ctx.Err() == nil {
+			s.sendError(st.id, http.StatusBadGateway, "keyhole client: "+err.Error())
+		}
 	}
-	s.log.Info("request", "method", head.Method, "uri", head.URI, "status", resp.StatusCode, "bytes", n, "duration", time.Since(start).Round(time.Microsecond))
 }
 
 // request builds the request toward the private service.
@@ -95,7 +108,7 @@ func (s *session) relayResponse(st *stream, resp *http.Response) (int64, error) 
 func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Type) (int64, error) {
 	hop.Remove(resp.Header)
 	if resp.ContentLength > s.maxBody {
-		return 0, fmt.Errorf("response of %d bytes over the proxy's cap of %d", resp.ContentLength, s.maxBody)
+		return 0, unsentError{fmt.Errorf("response of %d bytes over the proxy's cap of %d", resp.ContentLength, s.maxBody)}
 	}
 	rh := messages.ResponseHead{Status: resp.StatusCode, ContentLength: resp.ContentLength, Header: resp.Header}
 	empty := resp.Body == http.NoBody || resp.ContentLength == 0
@@ -108,7 +121,7 @@ func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Ty
 	var err error
 	if b.B, err = messages.AppendResponseHead(b.B, &rh); err != nil {
 		b.Free()
-		return 0, fmt.Errorf("response head: %w", err)
+		return 0, unsentError{fmt.Errorf("response head: %w", err)}
 	}
 	if empty {
 		return 0, st.send(b)
@@ -120,7 +133,7 @@ func (s *session) relayResponseAs(st *stream, resp *http.Response, t messages.Ty
 		if _, err := io.ReadFull(resp.Body, c.Payload()[:n]); err != nil {
 			c.Free()
 			b.Free()
-			return 0, fmt.Errorf("read response body: %w", err)
+			return 0, unsentError{fmt.Errorf("read response body: %w", err)}
 		}
 		c.Seal(messages.TypeData, messages.FlagEnd, st.id, int(n))
 		st.acquire(int(n)) // the initial window always holds one chunk

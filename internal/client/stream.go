@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 
 	"keyhole/internal/link"
 	"keyhole/messages"
@@ -23,13 +24,29 @@ const (
 // timed out).
 var errCanceled = errors.New("stream canceled by the proxy")
 
+// proxyCanceled is the proxy's Error frame that abandoned a stream: the
+// status its visitor got, and why.
+type proxyCanceled struct {
+	code int
+	text string
+}
+
+func (e *proxyCanceled) Error() string {
+	return fmt.Sprintf("%s: %d %s", errCanceled, e.code, e.text)
+}
+
+func (e *proxyCanceled) Unwrap() error { return errCanceled }
+
 // stream is one request from a visitor, served by its own goroutine.
 type stream struct {
 	*link.Inbox
-	id     messages.ID
-	s      *session
-	ctx    context.Context
-	cancel context.CancelFunc
+	id       messages.ID
+	s        *session
+	ctx      context.Context
+	cancel   context.CancelFunc
+	received atomic.Int64 // request body bytes, counted as the service reads them
+	// abandon ends the stream with a cause that context.Cause(ctx) says.
+	abandon func(error)
 }
 
 func newStream(id messages.ID, s *session, ws bool) *stream {
@@ -41,8 +58,9 @@ func newStream(id messages.ID, s *session, ws bool) *stream {
 	return &stream{
 		Inbox: in,
 		id:    id, s: s,
-		ctx:    ctx,
-		cancel: func() { cancel(errCanceled) },
+		ctx:     ctx,
+		cancel:  func() { cancel(errCanceled) },
+		abandon: cancel,
 	}
 }
 
@@ -51,8 +69,9 @@ func newStream(id messages.ID, s *session, ws bool) *stream {
 // reading. An Error frame is the proxy abandoning the stream.
 func (st *stream) deliver(f messages.Frame, b *link.Buffer) {
 	if f.Type == messages.TypeError {
+		e, _ := messages.ParseStatus(f.Payload)
 		b.Free()
-		st.cancel()
+		st.abandon(&proxyCanceled{code: int(e.Code), text: e.Text})
 		return
 	}
 	if !st.Deliver(f, b) {
@@ -107,6 +126,7 @@ func (r *body) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("%w: %v in a request body", messages.ErrMalformed, m.F.Type)
 		}
 		r.n += int64(len(m.F.Payload))
+		r.st.received.Add(int64(len(m.F.Payload)))
 		switch {
 		case r.length >= 0 && (r.n > r.length || m.F.End() && r.n < r.length):
 			m.B.Free()

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,7 +10,9 @@ import (
 	"strings"
 	"testing"
 
+	"keyhole/internal/client"
 	"keyhole/internal/proxy"
+	"keyhole/internal/redistest"
 )
 
 // The flags the docs and deploy files use are the flags the binaries take:
@@ -128,25 +131,37 @@ func readDoc(t *testing.T, path string) string {
 	return string(b)
 }
 
-// Every counter the proxy serves is named in README's monitoring list and
-// the operator guide's table.
+// Every metric family the proxy (with --redis) and the client serve is
+// named in README's monitoring list and the operator guide's tables.
 func TestDocsNameEveryMetric(t *testing.T) {
-	p := startProxy(t, proxy.Config{})
-	_, body := get(t, "http://"+p.addr+proxy.MetricsPath, "localhost")
+	srv := redistest.Start(t)
+	b, reg := redisNode(t, srv, redistest.Prefix(t))
+	p := startProxy(t, proxy.Config{Bus: b, Registry: reg})
+	_, proxyMetrics := get(t, "http://"+p.addr+proxy.MetricsPath, "localhost")
+	c, err := client.New(client.Config{Proxy: p.wsURL(), Target: "http://127.0.0.1:1", Key: newKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := httptest.NewServer(c.MetricsHandler())
+	defer ops.Close()
+	_, clientMetrics := get(t, ops.URL, "")
 	root := filepath.Join("..", "..")
 	readme := readDoc(t, filepath.Join(root, "README.md"))
 	guide := readDoc(t, filepath.Join(root, "deploy", "OPERATORS.md"))
 	n := 0
-	for line := range strings.Lines(body) {
-		name, _, _ := strings.Cut(strings.TrimPrefix(line, "keyhole_proxy_"), " ")
+	for line := range strings.Lines(proxyMetrics + clientMetrics) {
+		f := strings.Fields(line)
+		if len(f) != 4 || f[1] != "TYPE" || !strings.HasPrefix(f[2], "keyhole_") {
+			continue
+		}
 		n++
 		for doc, text := range map[string]string{"README.md": readme, "OPERATORS.md": guide} {
-			if !strings.Contains(text, "`"+name+"`") {
-				t.Errorf("%s does not name the metric keyhole_proxy_%s", doc, name)
+			if !strings.Contains(text, "`"+f[2]+"`") {
+				t.Errorf("%s does not name the metric %s", doc, f[2])
 			}
 		}
 	}
-	if n < 10 {
-		t.Fatalf("metrics: got %d lines:\n%s", n, body)
+	if n < 40 {
+		t.Fatalf("metrics: got %d keyhole families:\n%s%s", n, proxyMetrics, clientMetrics)
 	}
 }

@@ -52,11 +52,11 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 	metric := func() string {
 		_, body := get(t, "http://"+p.addr+proxy.MetricsPath, "localhost")
 		for line := range strings.Lines(body) {
-			if strings.HasPrefix(line, "keyhole_proxy_version_mismatches ") {
+			if strings.HasPrefix(line, "keyhole_proxy_version_mismatches_total ") {
 				return strings.TrimSpace(line)
 			}
 		}
-		return "no keyhole_proxy_version_mismatches"
+		return "no keyhole_proxy_version_mismatches_total"
 	}
 	expectRefusal := func(t *testing.T, ws *websocket.Conn) {
 		t.Helper()
@@ -74,7 +74,7 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 		ws := registeredRawLink(t, p)
 		writeRaw(t, ws, versioned(2, messages.TypePing, nil))
 		expectRefusal(t, ws)
-		if got, want := metric(), "keyhole_proxy_version_mismatches 1"; got != want {
+		if got, want := metric(), "keyhole_proxy_version_mismatches_total 1"; got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
 	})
@@ -84,7 +84,7 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 		reg := identity.Register(newKey(t), ch, [16]byte{}, time.Now())
 		writeRaw(t, ws, versioned(2, messages.TypeRegistrationRequest, reg.Append(nil)))
 		expectRefusal(t, ws)
-		if got, want := metric(), "keyhole_proxy_version_mismatches 2"; got != want {
+		if got, want := metric(), "keyhole_proxy_version_mismatches_total 2"; got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
 		if got := p.Stats().LinksRefused.Load(); got != refused+1 {

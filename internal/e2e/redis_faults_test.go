@@ -336,7 +336,7 @@ func TestRedisForgedMessages(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(mresp.Body)
 	mresp.Body.Close()
-	if want := fmt.Sprintf("keyhole_bus_forged %d\n", wantForged); !strings.Contains(string(metrics), want) {
+	if want := fmt.Sprintf("keyhole_bus_forged_total %d\n", wantForged); !strings.Contains(string(metrics), want) {
 		t.Errorf("metrics of node a lack %q:\n%s", want, metrics)
 	}
 

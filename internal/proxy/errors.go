@@ -6,7 +6,9 @@ import (
 	"net/http"
 
 	"keyhole/bus"
+	"keyhole/internal/identity"
 	"keyhole/limiter"
+	"keyhole/messages"
 )
 
 // Sentinel errors of the request path. status maps each to what the
@@ -65,5 +67,28 @@ func status(err error) int {
 		return http.StatusTooManyRequests
 	default:
 		return http.StatusBadGateway
+	}
+}
+
+// refusalReasons label keyhole_proxy_registrations_refused_total.
+var refusalReasons = []string{"bad_key", "bad_signature", "stale", "not_allowed", "version", "malformed", "no_answer"}
+
+// refusalReason names why a registration was refused, for the metric.
+func refusalReason(err error) string {
+	switch {
+	case errors.Is(err, identity.ErrBadKey):
+		return "bad_key"
+	case errors.Is(err, identity.ErrBadSignature):
+		return "bad_signature"
+	case errors.Is(err, identity.ErrStale):
+		return "stale"
+	case errors.Is(err, ErrNotAllowed):
+		return "not_allowed"
+	case errors.Is(err, messages.ErrVersion):
+		return "version"
+	case errors.Is(err, messages.ErrMalformed), errors.Is(err, ErrProtocol):
+		return "malformed"
+	default:
+		return "no_answer" // the client went away or timed out mid-exchange
 	}
 }

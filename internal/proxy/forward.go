@@ -109,6 +109,7 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, label string) e
 	}
 	var last error
 	return s.withRetries(r.Context(), label, again, func(up upstream) error {
+		noteUpstream(w, up)
 		if body.started() {
 			return last // part of the body went with the failed attempt
 		}

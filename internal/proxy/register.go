@@ -43,7 +43,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		return // counted and closed where it was dropped
 	}
 	if err != nil {
-		s.stats.LinksRefused.Add(1)
+		s.countRefusal(err)
 		s.countVersion(err)
 		s.log.Info("registration refused", "remote", r.RemoteAddr, "err", err)
 		refuse(ws, err)

@@ -99,6 +99,7 @@ func (s *Server) copyResponse(ctx context.Context, w http.ResponseWriter, r *htt
 	var grant link.Grant
 	rc := http.NewResponseController(w)
 	abort := func(err error) {
+		noteFailure(w, err)
 		s.count(err)
 		s.log.Warn("response cut off", "tunnel", r.Host, "sent", n, "err", err)
 		s.cancelStream(up, st.id, err)

@@ -23,6 +23,7 @@ import (
 
 	"keyhole/bus"
 	"keyhole/internal/identity"
+	"keyhole/internal/metrics"
 	"keyhole/limiter"
 	"keyhole/messages"
 	"keyhole/registry"
@@ -73,6 +74,9 @@ type Config struct {
 	Bus      bus.Bus           // default: a private in-memory bus (single node)
 	Registry registry.Registry // default: a private in-memory registry
 	Logger   *slog.Logger
+	// AccessLog gets one line at Info for every visitor request, at its
+	// end, whatever the end; default Logger.
+	AccessLog *slog.Logger
 }
 
 // NoCap as Config.MaxBody lifts the cap on bodies and WebSocket messages.
@@ -88,6 +92,8 @@ type Server struct {
 	regRL    *limiter.Registrations
 	pending  pending // sockets waiting to register
 	stats    Stats
+	metrics  promMetrics
+	access   *slog.Logger
 	sub      bus.Subscription
 
 	ctx    context.Context // ends when the server closes
@@ -139,9 +145,13 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.AccessLog == nil {
+		cfg.AccessLog = cfg.Logger
+	}
 	s := &Server{
 		cfg:      cfg,
 		log:      cfg.Logger.With("node", cfg.Node),
+		access:   cfg.AccessLog.With("node", cfg.Node),
 		tunnelRL: limiter.NewTunnels(cfg.TunnelRate),
 		regRL:    limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
 		pending:  pending{max: cfg.MaxPending},
@@ -153,6 +163,7 @@ func New(cfg Config) (*Server, error) {
 		},
 	}
 	s.remote.init()
+	s.initMetrics()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	sub, err := cfg.Bus.Subscribe(cfg.Node, s.fromBus)
 	if err != nil {
@@ -168,7 +179,8 @@ func New(cfg Config) (*Server, error) {
 	r.Get(ConnectPath, s.serveConnect)
 	r.Get(HealthPath, s.serveHealth)
 	if !cfg.PrivateMetrics {
-		r.Get(MetricsPath, s.serveMetrics)
+		r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
+		r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
 	}
 	r.Get("/", s.serveIndex)
 	s.apex = r
@@ -177,8 +189,9 @@ func New(cfg Config) (*Server, error) {
 
 // Paths the apex host and OpsHandler serve.
 const (
-	HealthPath  = "/healthz"
-	MetricsPath = "/_keyhole/metrics"
+	HealthPath   = "/healthz"
+	MetricsPath  = metrics.Path
+	MetricsAlias = metrics.AliasPath // where metrics were first served
 )
 
 // OpsHandler serves health and metrics alone, whatever the Host, for a
@@ -186,7 +199,8 @@ const (
 func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get(HealthPath, s.serveHealth)
-	r.Get(MetricsPath, s.serveMetrics)
+	r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
+	r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
 	return r
 }
 
@@ -199,18 +213,24 @@ func (s *Server) Node() string { return s.cfg.Node }
 // ServeHTTP routes by Host: <label>.<domain> goes to its tunnel; the apex
 // host (or the proxy's IP address, as clients dialing an address send)
 // serves links, health and metrics; anything else is 404.
+//
+// Every request but the apex host's own gets one access-log line at its
+// end.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := canonicalHost(r.Host)
-	if label, ok := s.labelOf(host); ok {
-		s.serveTunnel(w, r, label, host)
-		return
-	}
-	if host == s.cfg.Domain || isIP(host) {
+	label, ok := s.labelOf(host)
+	if !ok && (host == s.cfg.Domain || isIP(host)) {
 		s.apex.ServeHTTP(w, r)
 		return
 	}
-	s.stats.NotOurs.Add(1)
-	s.fail(w, r, host, ErrNotOurs)
+	v := s.startVisit(w, r)
+	defer s.endVisit(v, r, host)
+	if !ok {
+		s.stats.NotOurs.Add(1)
+		s.fail(v, r, host, ErrNotOurs)
+		return
+	}
+	s.serveTunnel(v, r, label, host)
 }
 
 func isIP(host string) bool {
@@ -260,16 +280,6 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-	s.stats.WriteTo(w)
-	if c, ok := s.cfg.Bus.(bus.Counted); ok {
-		for _, n := range c.Counters() {
-			fmt.Fprintf(w, "keyhole_bus_%s %d\n", n.Name, n.Value)
-		}
-	}
-}
-
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "keyhole proxy for *.%s\nclients connect to %s\n", s.cfg.Domain, ConnectPath)
@@ -277,6 +287,7 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 
 // fail answers a visitor with the status for err and a short message.
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, host string, err error) {
+	noteFailure(w, err)
 	code := status(err)
 	msg := err.Error()
 	switch code {

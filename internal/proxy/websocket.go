@@ -40,6 +40,7 @@ func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label st
 	// A handshake has no body, so it can be sent again when its link or
 	// route went away before the service answered.
 	return s.withRetries(ctx, label, retries{moved: true, linkLost: true}, func(up upstream) error {
+		noteUpstream(w, up)
 		return s.openWebSocket(ctx, w, r, up, &head)
 	})
 }
@@ -92,6 +93,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request, up upstream, st
 	delete(h, "Sec-Websocket-Protocol")
 	s.isolateCookies(h, r.Host)
 	u := websocket.Upgrader{
+		// A buffer of its own, so the socket is read through the
+		// connection the visit counts, not net/http's reader.
+		ReadBufferSize:  4096,
 		WriteBufferSize: messages.MaxFrame + 16,
 		WriteBufferPool: &wsBuffers,
 		CheckOrigin:     func(*http.Request) bool { return true }, // the service judged Origin

@@ -1,6 +1,10 @@
 package redisreg
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"keyhole/registry"
+)
 
 // Stats counts what a Registry did since New.
 type Stats struct {
@@ -11,6 +15,21 @@ type Stats struct {
 	LookupErrors   uint64 // lookups that failed: Redis down, timed out, refused
 	ExpiredSeen    uint64 // expired entries of dead nodes that lookups skipped and removed
 }
+
+// Counters lists the Stats for metrics.
+func (r *Registry) Counters() []registry.Counter {
+	st := r.Stats()
+	return []registry.Counter{
+		{Name: "renewals", Help: "Renewal rounds of this node's routes.", Value: st.Renewals},
+		{Name: "renew_errors", Help: "Renewal rounds that failed; their routes lapse after their TTL unless a later one succeeds.", Value: st.RenewErrors},
+		{Name: "announce_errors", Help: "Announcements kept in memory but not written to Redis at once.", Value: st.AnnounceErrors},
+		{Name: "withdraw_errors", Help: "Withdrawals not removed from Redis at once; they expire after their TTL.", Value: st.WithdrawErrors},
+		{Name: "lookup_errors", Help: "Lookups that failed: Redis down, timed out, refused.", Value: st.LookupErrors},
+		{Name: "expired_seen", Help: "Expired entries of dead nodes that lookups skipped and removed.", Value: st.ExpiredSeen},
+	}
+}
+
+var _ registry.Counted = (*Registry)(nil)
 
 // counters are the live, atomically updated Stats.
 type counters struct {

@@ -166,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 	r := chi.NewRouter()
 	r.Get(ConnectPath, s.serveConnect)
 	r.Get(HealthPath, s.serveHealth)
+	r.Get(TLSAskPath, s.serveTLSAsk)
 	if !cfg.PrivateMetrics {
 		r.Get(MetricsPath, s.serveMetrics)
 	}
@@ -186,6 +187,7 @@ func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get(HealthPath, s.serveHealth)
 	r.Get(MetricsPath, s.serveMetrics)
+	r.Get(TLSAskPath, s.serveTLSAsk)
 	return r
 }
 

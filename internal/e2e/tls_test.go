@@ -64,7 +64,9 @@ func served(addr, host string, roots *x509.CertPool) (*big.Int, error) {
 func wsOverTLS(t *testing.T, addr, rawURL string, roots *x509.CertPool) {
 	t.Helper()
 	d := websocket.Dialer{
-		NetDialContext:   func(ctx context.Context, network, _ string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, network, addr) },
+		NetDialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
 		TLSClientConfig:  &tls.Config{RootCAs: roots, NextProtos: []string{"http/1.1"}},
 		HandshakeTimeout: 10 * time.Second,
 	}

@@ -181,8 +181,8 @@ const (
 	MetricsPath = "/_keyhole/metrics"
 )
 
-// OpsHandler serves health and metrics alone, whatever the Host, for a
-// listener on an internal address.
+// OpsHandler serves health, metrics and TLSAskPath alone, whatever the
+// Host, for a listener on an internal address.
 func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get(HealthPath, s.serveHealth)

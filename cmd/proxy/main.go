@@ -117,7 +117,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.maxBody < 0 {
 		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
 	}
-	if err := o.tls.check(); err != nil {
+	if err := o.tls.check(o.domain); err != nil {
 		return nil, err
 	}
 	if o.publicScheme == "" {

@@ -48,7 +48,7 @@ func tlsFlags(fs *flag.FlagSet, o *tlsOptions) {
 // on says whether the proxy serves TLS itself.
 func (o *tlsOptions) on() bool { return o.cert != "" || o.acme != "" }
 
-func (o *tlsOptions) check() error {
+func (o *tlsOptions) check(domain string) error {
 	switch {
 	case (o.cert == "") != (o.key == ""):
 		return errors.New("--tls-cert and --tls-key go together")
@@ -60,6 +60,9 @@ func (o *tlsOptions) check() error {
 		return errors.New("--http-listen needs --tls-cert or --acme: without TLS, --listen serves plain HTTP already")
 	}
 	if o.acme != "" {
+		if !strings.Contains(strings.Trim(domain, "."), ".") {
+			return fmt.Errorf("--acme needs a public --domain such as tunnel.example.com, not %q", domain)
+		}
 		if u, err := url.Parse(o.acme); err != nil || u.Scheme != "https" || u.Host == "" {
 			return fmt.Errorf("--acme %q: want the https:// URL of an ACME directory", o.acme)
 		}
@@ -92,11 +95,11 @@ func setupTLS(o *options, srv *proxy.Server, log *slog.Logger) (*tlsSetup, error
 
 func setupACME(o *options, srv *proxy.Server, log *slog.Logger) (*tlsSetup, error) {
 	cfg := certs.ACMEConfig{
-		Directory:   o.tls.acme,
-		Email:       o.tls.acmeEmail,
-		Policy:      srv.CertificateWanted,
-		DefaultHost: o.domain,
-		Logger:      log,
+		Directory: o.tls.acme,
+		Email:     o.tls.acmeEmail,
+		Policy:    srv.CertificateWanted,
+		Domain:    o.domain,
+		Logger:    log,
 	}
 	if o.tls.acmeCA != "" {
 		roots, err := loadRoots(o.tls.acmeCA)

@@ -27,7 +27,8 @@ func TestTLSFlagsChecked(t *testing.T) {
 		{[]string{"--acme-email", "a@b.c"}, "need --acme"},
 		{[]string{"--acme-dir", "/tmp/x"}, "need --acme"},
 		{[]string{"--http-listen", ":80"}, "--http-listen needs --tls-cert or --acme"},
-		{[]string{"--acme", "http://ca.example/dir"}, "want the https:// URL"},
+		{[]string{"--acme", "http://ca.example/dir", "--domain", "t.example.com"}, "want the https:// URL"},
+		{[]string{"--acme", "https://ca.example/dir"}, "needs a public --domain"},
 	} {
 		_, err := parse(c.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -39,7 +40,7 @@ func TestTLSFlagsChecked(t *testing.T) {
 		want string
 	}{
 		{nil, "http"},
-		{[]string{"--acme", "https://ca.example/dir"}, "https"},
+		{[]string{"--acme", "https://ca.example/dir", "--domain", "t.example.com"}, "https"},
 		{[]string{"--tls-cert", "c", "--tls-key", "k"}, "https"},
 		{[]string{"--tls-cert", "c", "--tls-key", "k", "--public-scheme", "http"}, "http"},
 	} {

@@ -30,10 +30,12 @@ type ACMEConfig struct {
 	// Policy says whether a host may have a certificate: nil for yes. It
 	// is asked before any order is placed.
 	Policy func(ctx context.Context, host string) error
-	// DefaultHost is the name used for a handshake without one (a client
-	// that dialed an address).
-	DefaultHost string
-	Logger      *slog.Logger
+	// Domain is the apex: a handshake without a name (a client that
+	// dialed an address) gets its certificate, and one for a name that is
+	// neither Domain nor directly under it is refused at once, with no
+	// look-up anywhere. Empty: no such checks.
+	Domain string
+	Logger *slog.Logger
 }
 
 // Locker is a lock shared by the nodes of a cluster, one per name.
@@ -52,11 +54,11 @@ const issueTimeout = 2 * time.Minute
 // the cache) are served from memory or the cache. autocert renews them
 // before they expire.
 type ACME struct {
-	m           *autocert.Manager
-	lock        Locker
-	policy      func(ctx context.Context, host string) error
-	defaultHost string
-	log         *slog.Logger
+	m      *autocert.Manager
+	lock   Locker
+	policy func(ctx context.Context, host string) error
+	domain string
+	log    *slog.Logger
 
 	mu    sync.RWMutex        // protects known
 	known map[string]struct{} // hosts whose certificate this node has served
@@ -76,7 +78,7 @@ func NewACME(cfg ACMEConfig) (*ACME, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &ACME{lock: cfg.Lock, policy: cfg.Policy, defaultHost: cfg.DefaultHost, log: cfg.Logger, known: map[string]struct{}{}}
+	a := &ACME{lock: cfg.Lock, policy: cfg.Policy, domain: strings.TrimSuffix(strings.ToLower(cfg.Domain), "."), log: cfg.Logger, known: map[string]struct{}{}}
 	a.m = &autocert.Manager{
 		Prompt:     autocert.AcceptTOS,
 		Cache:      cfg.Cache,
@@ -124,12 +126,15 @@ func (a *ACME) HTTPHandler(fallback http.Handler) http.Handler {
 // it holds or has cached and orders nothing for a refused host. A new
 // host the policy accepts is ordered under the cluster's lock.
 func (a *ACME) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if hello.ServerName == "" && a.defaultHost != "" {
+	if hello.ServerName == "" && a.domain != "" {
 		h := *hello
-		h.ServerName = a.defaultHost
+		h.ServerName = a.domain
 		hello = &h
 	}
 	host := CanonicalHost(hello.ServerName)
+	if !isChallenge(hello) && !a.ours(host) {
+		return nil, fmt.Errorf("acme: %s: not a host of %s", host, a.domain)
+	}
 	if isChallenge(hello) || a.isKnown(host) || a.lock == nil || a.allow(hello.Context(), host) != nil {
 		return a.served(host, hello)
 	}
@@ -155,6 +160,15 @@ func (a *ACME) served(host string, hello *tls.ClientHelloInfo) (*tls.Certificate
 		a.log.Info("serving acme certificate", "host", host)
 	}
 	return c, nil
+}
+
+// ours says whether host is the domain or directly under it.
+func (a *ACME) ours(host string) bool {
+	if a.domain == "" || host == a.domain {
+		return true
+	}
+	label, ok := strings.CutSuffix(host, "."+a.domain)
+	return ok && label != "" && !strings.Contains(label, ".")
 }
 
 func (a *ACME) isKnown(host string) bool {

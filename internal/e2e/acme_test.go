@@ -5,11 +5,13 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,19 +24,41 @@ import (
 
 const acmeDomain = "keyhole.localhost"
 
-// acmeNode runs a proxy process in ACME mode on redisURL and returns it
-// with its TLS address.
-func acmeNode(t *testing.T, bin, node, redisURL, secret string, pb *pebble, extra ...string) string {
+// acmeNode runs a proxy process in ACME mode and returns it with its TLS
+// address.
+func acmeNode(t *testing.T, bin, node string, pb *pebble, extra ...string) (*process, string) {
 	t.Helper()
-	args := append([]string{"--listen", "127.0.0.1:0", "--domain", acmeDomain, "--node", node,
-		"--redis", redisURL, "--cluster-secret", secret,
+	args := append([]string{"--domain", acmeDomain, "--node", node,
 		"--acme", pb.directory, "--acme-ca", pb.tlsCA, "--acme-email", "ops@keyhole.test"}, extra...)
-	_, line := startProcess(t, "proxy "+node, bin, args...)
+	if !slices.Contains(extra, "--listen") {
+		args = append(args, "--listen", "127.0.0.1:0")
+	}
+	p, line := startProcess(t, "proxy "+node, bin, args...)
 	u, err := url.Parse(line)
 	if err != nil || u.Scheme != "https" || u.Hostname() != acmeDomain || u.Port() == "" {
 		t.Fatalf("proxy %s: first line %q, want https://%s:PORT", node, line, acmeDomain)
 	}
-	return net.JoinHostPort("127.0.0.1", u.Port())
+	return p, net.JoinHostPort("127.0.0.1", u.Port())
+}
+
+// acmeClient runs a client process that links to the node at addr by the
+// apex's name, trusting pebble's issuing root, and returns its URL.
+func acmeClient(t *testing.T, bin, addr string, pb *pebble, target string) string {
+	t.Helper()
+	dir := t.TempDir()
+	roots := filepath.Join(dir, "pebble-root.pem")
+	if err := os.WriteFile(roots, pb.issuerPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cl := runProcessEnv(t, "client", []string{"SSL_CERT_FILE=" + roots, "HTTPS_PROXY=" + startConnectProxy(t), "NO_PROXY=", "no_proxy="},
+		bin, "--proxy", "wss://"+acmeDomain+":"+port, "--target", target, "--key", filepath.Join(dir, "client.key"))
+	publicURL := cl.firstLine(t, 90*time.Second)
+	u, err := url.Parse(publicURL)
+	if err != nil || u.Scheme != "https" || !strings.HasSuffix(u.Hostname(), "."+acmeDomain) {
+		t.Fatalf("client: first line %q, want https://<label>.%s:PORT", publicURL, acmeDomain)
+	}
+	return publicURL
 }
 
 // TestProcessesACME runs two proxy processes in ACME mode on one
@@ -49,22 +73,12 @@ func TestProcessesACME(t *testing.T) {
 	srv := redistest.Start(t)
 	secret := "acme test secret " + rand.Text()
 	plainB := freeAddr(t)
-	addrA := acmeNode(t, proxyBin, "a", srv.URL(), secret, pb)
-	addrB := acmeNode(t, proxyBin, "b", srv.URL(), secret, pb, "--http-listen", plainB)
+	cluster := []string{"--redis", srv.URL(), "--cluster-secret", secret}
+	_, addrA := acmeNode(t, proxyBin, "a", pb, cluster...)
+	_, addrB := acmeNode(t, proxyBin, "b", pb, append(cluster, "--http-listen", plainB)...)
 
-	dir := t.TempDir()
-	roots := filepath.Join(dir, "pebble-root.pem")
-	if err := os.WriteFile(roots, pb.issuerPEM, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	_, portA, _ := net.SplitHostPort(addrA)
-	cl := runProcessEnv(t, "client", []string{"SSL_CERT_FILE=" + roots, "HTTPS_PROXY=" + startConnectProxy(t), "NO_PROXY=", "no_proxy="},
-		clientBin, "--proxy", "wss://"+acmeDomain+":"+portA, "--target", backend(t, echoOrSocket).URL, "--key", filepath.Join(dir, "client.key"))
-	publicURL := cl.firstLine(t, 90*time.Second)
-	u, err := url.Parse(publicURL)
-	if err != nil || u.Scheme != "https" || !strings.HasSuffix(u.Hostname(), "."+acmeDomain) {
-		t.Fatalf("client: first line %q, want https://<label>.%s:PORT", publicURL, acmeDomain)
-	}
+	publicURL := acmeClient(t, clientBin, addrA, pb, backend(t, echoOrSocket).URL)
+	u, _ := url.Parse(publicURL)
 	host := u.Hostname()
 	if n := pb.orders(); n != 1 {
 		t.Errorf("orders at pebble after the client's link: got %d, want 1 (the apex)", n)
@@ -131,5 +145,42 @@ func TestProcessesACME(t *testing.T) {
 	got = ask(plain, "GET", "http://"+nobody+"/.well-known/acme-challenge/tok3n", nil)
 	if got.err != nil || got.code != http.StatusForbidden {
 		t.Errorf("HTTP-01 challenge for a label with no client: got %d (err %v), want 403", got.code, got.err)
+	}
+}
+
+// TestProcessesACMEDirectory runs a single node in ACME mode with no
+// Redis: its certificates are kept in --acme-dir, and the node started
+// again on the same directory serves them without ordering again.
+func TestProcessesACMEDirectory(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	pb := startPebble(t)
+	store := t.TempDir()
+	node, addr := acmeNode(t, proxyBin, "solo", pb, "--acme-dir", store)
+	publicURL := acmeClient(t, clientBin, addr, pb, backend(t, echo).URL)
+	u, _ := url.Parse(publicURL)
+	checkEcho(t, "a visitor of the single node", tlsVisitor(addr, pb.issuer), publicURL)
+	before, err := served(addr, u.Hostname(), pb.issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := pb.orders(); n != 2 {
+		t.Errorf("orders at pebble: got %d, want 2 (apex and label)", n)
+	}
+
+	node.kill()
+	_, again := acmeNode(t, proxyBin, "solo", pb, "--acme-dir", store, "--listen", addr)
+	var after *big.Int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		// The label's client is still reconnecting: the certificate comes
+		// from the directory, not from a new order.
+		if after, err = served(again, u.Hostname(), pb.issuer); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil || after.Cmp(before) != 0 {
+		t.Errorf("after the restart: got serial %v (err %v), want %v from --acme-dir", after, err, before)
+	}
+	if n := pb.orders(); n != 2 {
+		t.Errorf("orders at pebble after the restart: got %d, want still 2", n)
 	}
 }

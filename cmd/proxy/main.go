@@ -61,6 +61,7 @@ type options struct {
 	globalBurst    int
 	pending        int
 	log            cli.LogOptions
+	tls            tlsOptions
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -85,12 +86,13 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.trustedProxies, "trusted-proxies", "", "comma-separated `CIDRs` of front proxies whose X-Forwarded-* headers are kept and extended")
 	fs.BoolVar(&o.hostOnly, "host-only-cookies", false, "remove from services' Set-Cookie headers any Domain but the tunnel's own hostname, so a cookie set by header stays with its tunnel; script on a tunnel's page can still set parent-domain cookies its siblings receive: isolating tenants needs the domain on the Public Suffix List or a registrable domain of its own")
 	fs.BoolVar(&o.proxyProtocol, "proxy-protocol", false, "connections from --trusted-proxies must open with a PROXY protocol header (v1 or v2), whose source address is the visitor's; no other peer may send one")
-	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
+	fs.StringVar(&o.publicScheme, "public-scheme", "", "`scheme` visitors use, for printed URLs and X-Forwarded-Proto: https behind a TLS front (default: https with --tls-cert or --acme, else http)")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /metrics (alias /_keyhole/metrics) on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
 	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
 	cli.AddLogFlags(fs, &o.log)
+	tlsFlags(fs, &o.tls)
 	cli.SetUsage(fs, "usage: proxy [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -116,6 +118,15 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	}
 	if o.maxBody < 0 {
 		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
+	}
+	if err := o.tls.check(o.domain); err != nil {
+		return nil, err
+	}
+	if o.publicScheme == "" {
+		o.publicScheme = "http"
+		if o.tls.on() {
+			o.publicScheme = "https"
+		}
 	}
 	if o.publicScheme != "http" && o.publicScheme != "https" {
 		return nil, fmt.Errorf("--public-scheme must be http or https")
@@ -216,6 +227,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer srv.Close()
+	tlsSet, err := setupTLS(o, srv, log)
+	if err != nil {
+		return err
+	}
 	hs := &http.Server{
 		Handler:           srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -225,7 +240,20 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	if tlsSet != nil {
+		defer tlsSet.close()
+		hs.TLSConfig = tlsSet.config
+		go func() { errc <- hs.ServeTLS(ln, "", "") }() // HTTP/2 and HTTP/1.1 by ALPN
+	} else {
+		go func() { errc <- hs.Serve(ln) }()
+	}
+	if o.tls.httpListen != "" {
+		stop, err := serveHTTP(o, tlsSet, srv, port, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	if allow != nil {
 		stop := reloadOnHangup(allow, srv, log)
 		defer stop()

@@ -91,6 +91,12 @@ func startProcess(t *testing.T, name, bin string, args ...string) (*process, str
 // runProcess runs bin until the test ends.
 func runProcess(t *testing.T, name, bin string, args ...string) *process {
 	t.Helper()
+	return runProcessEnv(t, name, nil, bin, args...)
+}
+
+// runProcessEnv runs bin with env added to the test's environment.
+func runProcessEnv(t *testing.T, name string, env []string, bin string, args ...string) *process {
+	t.Helper()
 	p := &process{
 		name:   name,
 		cmd:    exec.Command(bin, args...),
@@ -99,6 +105,9 @@ func runProcess(t *testing.T, name, bin string, args ...string) *process {
 		exited: make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}

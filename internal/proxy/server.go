@@ -178,6 +178,7 @@ func New(cfg Config) (*Server, error) {
 	r := chi.NewRouter()
 	r.Get(ConnectPath, s.serveConnect)
 	r.Get(HealthPath, s.serveHealth)
+	r.Get(TLSAskPath, s.serveTLSAsk)
 	if !cfg.PrivateMetrics {
 		r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
 		r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
@@ -194,13 +195,14 @@ const (
 	MetricsAlias = metrics.AliasPath // where metrics were first served
 )
 
-// OpsHandler serves health and metrics alone, whatever the Host, for a
-// listener on an internal address.
+// OpsHandler serves health, metrics and TLSAskPath alone, whatever the
+// Host, for a listener on an internal address.
 func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get(HealthPath, s.serveHealth)
 	r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
 	r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
+	r.Get(TLSAskPath, s.serveTLSAsk)
 	return r
 }
 

@@ -87,7 +87,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.publicScheme, "public-scheme", "http", "`scheme` visitors use (https behind a TLS front), for printed URLs and X-Forwarded-Proto")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /_keyhole/metrics on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
-	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
+	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP and when its content changes (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
 	cli.SetUsage(fs, "usage: proxy [flags]")
 	if err := cli.Parse(fs, args); err != nil {
@@ -218,7 +218,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	if allow != nil {
-		stop := reloadOnHangup(allow, srv, log)
+		stop := watchAllowList(allow, srv, log, allowPoll)
 		defer stop()
 	}
 	if o.metricsListen != "" {

@@ -256,9 +256,15 @@ func (s *Server) CloseDisallowed() int {
 	for _, l := range s.allLinks() {
 		if !s.allowed(l.label) {
 			l.log.Info("closing link: its key is no longer allowed")
-			l.conn.Close(ErrNotAllowed)
+			l.refuse(fmt.Errorf("%w: taken off the allowed keys", ErrNotAllowed))
 			n++
 		}
 	}
 	return n
+}
+
+// refuse tells the client why its link ends (an Error of status 403 on
+// stream 0, which the client logs), then closes the link with err.
+func (l *clientLink) refuse(err error) {
+	l.conn.CloseWith(messages.Status{Code: http.StatusForbidden, Text: err.Error()}, err)
 }

@@ -83,6 +83,12 @@ type Options struct {
 	// Stats.Resubscribed). Default 1024.
 	BufferSize int
 
+	// Heartbeat is how often the Bus publishes its heartbeat on the
+	// shared channel, by which the nodes learn of each other and a node
+	// with another cluster secret learns it (heartbeat.go). Default
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
+
 	// Logger receives reconnects and dropped messages. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -102,6 +108,7 @@ type Bus struct {
 	counter atomic.Uint64 // the last message's counter; Publish adds one
 	stats   counters
 	closed  atomic.Bool
+	hb      *heartbeats
 
 	mu   sync.Mutex // protects subs and the transition to closed; held while a Subscribe starts
 	subs map[string]*subscription
@@ -112,7 +119,11 @@ type Bus struct {
 	publishers sync.WaitGroup
 }
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus       = (*Bus)(nil)
+	_ bus.Directory = (*Bus)(nil)
+	_ bus.Checked   = (*Bus)(nil)
+)
 
 // New returns a Bus that publishes and subscribes through client.
 func New(client redis.UniversalClient, opts Options) (*Bus, error) {
@@ -153,6 +164,11 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
+	hb := opts.Heartbeat
+	if hb <= 0 {
+		hb = DefaultHeartbeat
+	}
+	b.startHeartbeats(hb)
 	return b, nil
 }
 
@@ -197,12 +213,15 @@ func (b *Bus) Close() error {
 	}
 	wg.Wait()
 	b.stopPublishers()
+	b.hb.close()
 	return nil
 }
 
 // Stats returns a snapshot of the Bus's counters.
 func (b *Bus) Stats() Stats {
-	return b.stats.snapshot()
+	st := b.stats.snapshot()
+	st.HeartbeatsRefused = b.hb.refused.Load()
+	return st
 }
 
 // Losses counts the events after which messages to this process may have

@@ -17,6 +17,9 @@ type Stats struct {
 	Replayed      uint64 // dropped: authentic and fresh, but its sender's counter was already seen or is below the replay window
 	Discarded     uint64 // dropped: arrived while their subscription was closing
 	Resubscribed  uint64 // subscriptions restored after a lost connection; messages published meanwhile were lost
+	// HeartbeatsRefused counts other nodes' heartbeats that failed
+	// authentication: another cluster secret, or a clock too far off.
+	HeartbeatsRefused uint64
 }
 
 // Counters lists the Stats for metrics.
@@ -32,6 +35,7 @@ func (b *Bus) Counters() []bus.Counter {
 		{Name: "replayed", Value: st.Replayed},
 		{Name: "discarded", Value: st.Discarded},
 		{Name: "resubscribed", Value: st.Resubscribed},
+		{Name: "heartbeats_refused", Value: st.HeartbeatsRefused},
 	}
 }
 

@@ -68,6 +68,13 @@ type Config struct {
 	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
 	// OpsHandler serves it, on an address of the operator's choosing.
 	PrivateMetrics bool
+	// AdminToken, when set, turns on the admin API on OpsHandler
+	// (admin.go): every call must carry "Authorization: Bearer <token>".
+	AdminToken string
+
+	// Blocklist holds the keys blocked through the admin API; nodes that
+	// share one refuse them all. Default: a private in-memory one.
+	Blocklist registry.Blocklist
 
 	Node     string            // this node's name on the bus; default random
 	Bus      bus.Bus           // default: a private in-memory bus (single node)
@@ -100,6 +107,10 @@ type Server struct {
 
 	remote remoteStreams // streams this node serves for visitors on other nodes, and the reverse
 	routes routeCache    // which other nodes hold a label, for a moment
+	ctl    control       // admin calls waiting for other nodes' answers
+
+	blockMu     sync.Mutex // protects blockedKeys
+	blockedKeys map[string]struct{}
 }
 
 // New returns a Server for cfg.
@@ -135,16 +146,20 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = registry.NewMemory()
 	}
+	if cfg.Blocklist == nil {
+		cfg.Blocklist = registry.NewMemoryBlocklist()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.Node),
-		tunnelRL: limiter.NewTunnels(cfg.TunnelRate),
-		regRL:    limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
-		pending:  pending{max: cfg.MaxPending},
-		tunnels:  make(map[string]*tunnel),
+		cfg:         cfg,
+		log:         cfg.Logger.With("node", cfg.Node),
+		tunnelRL:    limiter.NewTunnels(cfg.TunnelRate),
+		regRL:       limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
+		pending:     pending{max: cfg.MaxPending},
+		tunnels:     make(map[string]*tunnel),
+		blockedKeys: make(map[string]struct{}),
 		upgrader: websocket.Upgrader{
 			WriteBufferSize: messages.MaxFrame + 16,
 			WriteBufferPool: &sync.Pool{},
@@ -186,6 +201,9 @@ func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
 	r.Get(HealthPath, s.serveHealth)
 	r.Get(MetricsPath, s.serveMetrics)
+	if s.cfg.AdminToken != "" {
+		r.Route(AdminPath, s.adminRoutes)
+	}
 	return r
 }
 

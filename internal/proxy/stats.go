@@ -38,6 +38,7 @@ type Stats struct {
 	BodyTimeouts       atomic.Int64 // request bodies cut after stopping (408 if unanswered)
 	LengthMismatches   atomic.Int64 // bodies shorter or longer than their declared length
 	LookalikeHeaders   atomic.Int64 // visitor fields dropped for spelling a protected one with '_' (X_Forwarded_For)
+	AdminRefused       atomic.Int64 // admin API calls refused 401: no token or the wrong one
 }
 
 // WriteTo writes the counters in the Prometheus text format.

@@ -292,26 +292,10 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "keyhole proxy for *.%s\nclients connect to %s\n", s.cfg.Domain, ConnectPath)
 }
 
-// fail answers a visitor with the status for err and a short message.
+// fail answers a visitor with the status for err on a generic page, and
+// logs the detail (errpage.go).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, host string, err error) {
-	code := status(err)
-	msg := err.Error()
-	switch code {
-	case http.StatusNotFound:
-		msg = fmt.Sprintf("keyhole: %s: %v", host, err)
-	case http.StatusBadGateway:
-		if !strings.HasPrefix(msg, "keyhole client: ") { // the client's own message says who
-			msg = "keyhole: " + msg
-		}
-	default:
-		msg = "keyhole: " + msg
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	fmt.Fprintln(w, msg)
+	s.errorPage(w, r, host, err)
 }
 
 // Drain tells every client to reconnect elsewhere (GoAway) and refuses new

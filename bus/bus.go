@@ -66,3 +66,19 @@ type Counter struct {
 type Subscription interface {
 	Close() error
 }
+
+// Directory is implemented by buses that know which nodes are on them
+// right now, so a node can ask all of them (the proxy's admin API does).
+type Directory interface {
+	// Nodes lists the nodes subscribed on the bus, this process's own
+	// included, in no particular order.
+	Nodes() []string
+}
+
+// Checked is implemented by buses that can tell when this node cannot
+// take part in the cluster although the bus itself answers: a cluster
+// secret that differs from the other nodes'. Ready returns nil when all
+// is well, or an error saying what is wrong.
+type Checked interface {
+	Ready() error
+}

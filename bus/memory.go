@@ -83,3 +83,16 @@ func (s *memorySub) Close() error {
 	s.mu.Unlock()
 	return nil
 }
+
+// Nodes lists the nodes subscribed now.
+func (m *Memory) Nodes() []string {
+	m.mu.RLock()
+	defer m.mu.RUnlock()
+	nodes := make([]string, 0, len(m.subs))
+	for n := range m.subs {
+		nodes = append(nodes, n)
+	}
+	return nodes
+}
+
+var _ Directory = (*Memory)(nil)

@@ -40,10 +40,16 @@ var publishReqs = sync.Pool{New: func() any { return &publishReq{done: make(chan
 
 // Publish seals msg and publishes it to node's channel. It fails with an
 // error wrapping bus.ErrNoSubscriber when no subscriber received it, and
-// with bus.ErrClosed after Close. It returns within Options.Timeout.
+// with bus.ErrClosed after Close, and at once with ErrSecretMismatch when
+// node's heartbeats show it has another cluster secret (heartbeat.go). It
+// returns within Options.Timeout.
 func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	if b.closed.Load() {
 		return bus.ErrClosed
+	}
+	if err := b.hb.refuses(node); err != nil {
+		b.stats.publishErrors.Add(1)
+		return fmt.Errorf("redisbus: publish to %q: %w", node, err)
 	}
 	channel := b.channel(node)
 	mac := b.macs.Get().(hash.Hash)

@@ -84,6 +84,12 @@ type Options struct {
 	// Stats.Resubscribed). Default 1024.
 	BufferSize int
 
+	// Heartbeat is how often the Bus publishes its heartbeat on the
+	// shared channel, by which the nodes learn of each other and a node
+	// with another cluster secret learns it (heartbeat.go). Default
+	// DefaultHeartbeat.
+	Heartbeat time.Duration
+
 	// Logger receives reconnects and dropped messages. Default
 	// slog.Default().
 	Logger *slog.Logger
@@ -103,6 +109,7 @@ type Bus struct {
 	counter atomic.Uint64 // the last message's counter; Publish adds one
 	stats   counters
 	closed  atomic.Bool
+	hb      *heartbeats
 
 	mu   sync.Mutex // protects subs and the transition to closed; held while a Subscribe starts
 	subs map[string]*subscription
@@ -116,7 +123,11 @@ type Bus struct {
 	watchers sync.WaitGroup // the shard watcher, on a Cluster
 }
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus       = (*Bus)(nil)
+	_ bus.Directory = (*Bus)(nil)
+	_ bus.Checked   = (*Bus)(nil)
+)
 
 // New returns a Bus that publishes and subscribes through client.
 func New(client redis.UniversalClient, opts Options) (*Bus, error) {
@@ -158,6 +169,11 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 	}
 	b.startPublishers()
 	b.startShardWatch()
+	hb := opts.Heartbeat
+	if hb <= 0 {
+		hb = DefaultHeartbeat
+	}
+	b.startHeartbeats(hb)
 	return b, nil
 }
 
@@ -202,13 +218,16 @@ func (b *Bus) Close() error {
 	}
 	wg.Wait()
 	b.stopPublishers()
+	b.hb.close()
 	b.watchers.Wait()
 	return nil
 }
 
 // Stats returns a snapshot of the Bus's counters.
 func (b *Bus) Stats() Stats {
-	return b.stats.snapshot()
+	st := b.stats.snapshot()
+	st.HeartbeatsRefused = b.hb.refused.Load()
+	return st
 }
 
 // Losses counts the events after which messages to this process may have

@@ -17,6 +17,9 @@ type Stats struct {
 	Replayed      uint64 // dropped: authentic and fresh, but its sender's counter was already seen or is below the replay window
 	Discarded     uint64 // dropped: arrived while their subscription was closing
 	Resubscribed  uint64 // subscriptions restored after a lost connection; messages published meanwhile were lost
+	// HeartbeatsRefused counts other nodes' heartbeats that failed
+	// authentication: another cluster secret, or a clock too far off.
+	HeartbeatsRefused uint64
 }
 
 // Counters lists the Stats for metrics.
@@ -32,6 +35,7 @@ func (b *Bus) Counters() []bus.Counter {
 		{Name: "replayed", Help: "Authentic, fresh messages dropped as already seen.", Value: st.Replayed},
 		{Name: "discarded", Help: "Messages dropped because their subscription was closing.", Value: st.Discarded},
 		{Name: "resubscribed", Help: "Subscriptions restored after a lost connection; messages published meanwhile were lost.", Value: st.Resubscribed},
+		{Name: "heartbeats_refused", Help: "Heartbeats of other nodes that failed authentication: a node with another --cluster-secret.", Value: st.HeartbeatsRefused},
 	}
 }
 

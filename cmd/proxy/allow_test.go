@@ -68,17 +68,51 @@ func TestAllowListReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.WriteFile(path, []byte("garbage\n"), 0o600)
-	if _, err := a.reload(); err == nil {
+	if _, _, err := a.reload(true); err == nil {
 		t.Fatal("reloading garbage: got no error")
 	}
 	if !a.allow(labelA) {
 		t.Error("a failed reload dropped the keys in force")
 	}
 	os.WriteFile(path, []byte("# nobody\n"), 0o600)
-	if n, err := a.reload(); err != nil || n != 0 {
+	if n, _, err := a.reload(true); err != nil || n != 0 {
 		t.Fatalf("reloading an empty list: %d keys, %v", n, err)
 	}
 	if a.allow(labelA) {
 		t.Error("an empty list still allows a key")
+	}
+}
+
+// A reload without SIGHUP changes the keys only when the content changed,
+// and follows a symlink swapped to a new file, as a mounted ConfigMap is
+// updated.
+func TestAllowListReloadOnChange(t *testing.T) {
+	dir := t.TempDir()
+	v1, v2 := filepath.Join(dir, "v1"), filepath.Join(dir, "v2")
+	os.WriteFile(v1, []byte(labelA+"\n"), 0o600)
+	os.WriteFile(v2, []byte(labelB+"\n"), 0o600)
+	path := filepath.Join(dir, "allowed")
+	if err := os.Symlink(v1, path); err != nil {
+		t.Fatal(err)
+	}
+	a, err := newAllowList(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, changed, err := a.reload(false); err != nil || changed {
+		t.Fatalf("unchanged file: changed %v, err %v; want no change", changed, err)
+	}
+	tmp := filepath.Join(dir, "allowed.tmp")
+	if err := os.Symlink(v2, tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	if n, changed, err := a.reload(false); err != nil || !changed || n != 1 {
+		t.Fatalf("swapped symlink: %d keys, changed %v, err %v; want 1 key, changed", n, changed, err)
+	}
+	if a.allow(labelA) || !a.allow(labelB) {
+		t.Error("after the swap the old key is allowed or the new one is not")
 	}
 }

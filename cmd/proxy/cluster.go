@@ -63,6 +63,7 @@ func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logge
 		return nil, err
 	}
 	cfg.Bus, cfg.Registry = b, reg
+	cfg.Blocklist = redisreg.NewBlocklist(client, o.redisPrefix, 0)
 	return func() {
 		reg.Close()
 		b.Close()

@@ -52,6 +52,7 @@ type options struct {
 	drainTimeout   time.Duration
 	allowKeys      string
 	metricsListen  string
+	adminToken     string
 	proxyProtocol  bool
 	hostOnly       bool
 	redisPrefix    string
@@ -89,7 +90,8 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.StringVar(&o.publicScheme, "public-scheme", "", "`scheme` visitors use, for printed URLs and X-Forwarded-Proto: https behind a TLS front (default: https with --tls-cert or --acme, else http)")
 	fs.StringVar(&o.publicPort, "public-port", "", "`port` visitors use, for printed URLs (default: the --listen port; 443 or 80 are left out)")
 	fs.StringVar(&o.metricsListen, "metrics-listen", "", "also serve /healthz and /metrics (alias /_keyhole/metrics) on this `address`, and metrics no longer on the public apex host (default: both on the apex host only)")
-	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP (default: any key)")
+	fs.StringVar(&o.adminToken, "admin-token", "", "serve the admin API (list tunnels, disconnect, block keys) on --metrics-listen to calls with \"Authorization: Bearer `token`\" (default: no admin API)")
+	fs.StringVar(&o.allowKeys, "allow-keys", "", "`file` of the keys that may register, one label, hostname or URL per line, reread on SIGHUP and when its content changes (default: any key)")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "on SIGTERM, wait this `long` for in-flight requests while clients move to other nodes")
 	cli.AddLogFlags(fs, &o.log)
 	tlsFlags(fs, &o.tls)
@@ -127,6 +129,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 		if o.tls.on() {
 			o.publicScheme = "https"
 		}
+	}
+	if o.adminToken != "" && o.metricsListen == "" {
+		return nil, fmt.Errorf("--admin-token needs --metrics-listen: the admin API is served only there")
 	}
 	if o.publicScheme != "http" && o.publicScheme != "https" {
 		return nil, fmt.Errorf("--public-scheme must be http or https")
@@ -208,6 +213,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Node:                o.node,
 		PrivateMetrics:      o.metricsListen != "",
 		HostOnlyCookies:     o.hostOnly,
+		AdminToken:          o.adminToken,
 		Logger:              log,
 	}
 	var allow *allowList
@@ -255,7 +261,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer stop()
 	}
 	if allow != nil {
-		stop := reloadOnHangup(allow, srv, log)
+		stop := watchAllowList(allow, srv, log, allowPoll)
 		defer stop()
 	}
 	if o.metricsListen != "" {

@@ -223,7 +223,7 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 		}
 	case messages.TypeData, messages.TypeWSMessage, messages.TypeWSTeardown, messages.TypeError, messages.TypeCredit:
 		if f.ID.IsZero() {
-			b.Free()
+			defer b.Free() // f.Payload lives in b
 			if f.Type == messages.TypeError {
 				st, _ := messages.ParseStatus(f.Payload)
 				return fmt.Errorf("proxy closed the link: %s", st.Text)

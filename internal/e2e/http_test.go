@@ -373,13 +373,16 @@ func TestHTTPVisitorTable(t *testing.T) {
 			t.Errorf("ResponseTooLarge: got %d, want %d", got, before+1)
 		}
 	})
-	t.Run("private service refuses: 502 with a clear message", func(t *testing.T) {
+	t.Run("private service refuses: 502, the client's clear message in the log", func(t *testing.T) {
+		lp, log := loggedProxy(t, proxy.Config{})
 		dead := backend(t, nil)
 		dead.Close()
-		c2 := startClient(t, p, dead.URL, newKey(t))
-		resp, body, _ := get(t, "GET", c2.url+"/", nil)
-		if resp.StatusCode != 502 || !strings.HasPrefix(body, "keyhole client: private service failed: ") || !strings.Contains(body, "connection refused") {
-			t.Errorf("got %d %q, want 502 saying connection refused", resp.StatusCode, body)
+		c2 := startClient(t, lp, dead.URL, newKey(t))
+		req, _ := http.NewRequest("GET", c2.url+"/", nil)
+		resp, body := do(t, visitor(lp), req)
+		checkErrorPage(t, "private service refuses", resp, body, tunnelHost(c2.url), http.StatusBadGateway, log, "keyhole client: private service failed: ")
+		if !strings.Contains(log.String(), "connection refused") {
+			t.Errorf("the log does not say connection refused:\n%s", log.String())
 		}
 	})
 	t.Run("client disconnects mid-request: 502 at once", func(t *testing.T) {
@@ -660,10 +663,11 @@ func TestHTTPEventBurstToSlowVisitor(t *testing.T) {
 }
 
 // A private service on https:// with a self-signed certificate: refused
-// with a clear 502 unless the client is told not to verify it; then plain
+// with a 502 (the certificate named in the proxy's log) unless the client
+// is told not to verify it; then plain
 // requests and WebSockets both reach it.
 func TestTargetInsecure(t *testing.T) {
-	p := startProxy(t, proxy.Config{})
+	p, log := loggedProxy(t, proxy.Config{})
 	be := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Upgrade") != "" {
 			if ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil); err == nil {
@@ -678,9 +682,7 @@ func TestTargetInsecure(t *testing.T) {
 	strict := startClient(t, p, be.URL, newKey(t))
 	req, _ := http.NewRequest("GET", strict.url+"/", nil)
 	resp, body := do(t, visitor(p), req)
-	if resp.StatusCode != 502 || !strings.Contains(body, "certificate") {
-		t.Errorf("self-signed target, verified: got %d %q, want 502 naming the certificate", resp.StatusCode, body)
-	}
+	checkErrorPage(t, "self-signed target, verified", resp, body, tunnelHost(strict.url), http.StatusBadGateway, log, "certificate")
 
 	lax := startClient(t, p, be.URL, newKey(t), func(c *client.Config) { c.TargetInsecure = true })
 	req, _ = http.NewRequest("GET", lax.url+"/", nil)

@@ -196,6 +196,29 @@ func (c *Conn) Close(err error) {
 	})
 }
 
+// CloseWith ends the link with err after sending st as an Error frame of
+// stream 0 ahead of anything queued, so the peer learns why. It does not
+// block: the writer sends the frame, and the link closes within lastWait
+// even if the frame cannot be written.
+func (c *Conn) CloseWith(st messages.Status, err error) {
+	if err == nil {
+		err = ErrClosed
+	}
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	b := Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
+	select {
+	case c.last <- lastFrame{b: b, err: err}:
+		time.AfterFunc(lastWait, func() { c.Close(err) })
+	default: // a last frame is already on its way
+		b.Free()
+		c.Close(err)
+	}
+}
+
 // Run reads frames and hands them to handle until the link fails, ctx is
 // done or Close is called. It starts the writer and waits for it before
 // returning the reason the link ended.
@@ -324,7 +347,12 @@ func (c *Conn) refuseVersion(version byte, err error) {
 		Code: StatusVersion,
 		Text: fmt.Sprintf("%v %d (this peer speaks version %d)", messages.ErrVersion, version, messages.Version),
 	}
-	c.last <- lastFrame{b: Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil)), err: err}
+	b := Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
+	select {
+	case c.last <- lastFrame{b: b, err: err}:
+	default: // CloseWith has sent its own
+		b.Free()
+	}
 	t := time.NewTimer(lastWait)
 	defer t.Stop()
 	select {

@@ -137,3 +137,38 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 		})
 	}
 }
+
+// TestCloseWith: a link closed with a reason sends it as an Error on
+// stream 0 before anything still queued, then ends with the given error.
+func TestCloseWith(t *testing.T) {
+	srv, cli := wsPair(t)
+	c := New(srv, Options{})
+	ended := make(chan error, 1)
+	go func() {
+		ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error { b.Free(); return nil })
+	}()
+	errGone := errors.New("key blocked")
+	c.CloseWith(messages.Status{Code: 403, Text: "this key is blocked"}, errGone)
+	cli.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, data, err := cli.ReadMessage()
+	if err != nil {
+		t.Fatalf("read the reason: %v", err)
+	}
+	f, err := messages.Parse(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := messages.ParseStatus(f.Payload)
+	if f.Type != messages.TypeError || !f.ID.IsZero() || st.Code != 403 || st.Text != "this key is blocked" {
+		t.Errorf("got %v on %v, %d %q; want Error on the link, 403, the reason", f.Type, f.ID, st.Code, st.Text)
+	}
+	select {
+	case err := <-ended:
+		if !errors.Is(err, errGone) {
+			t.Errorf("link ended with %v, want %v", err, errGone)
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("the link did not end")
+	}
+	c.CloseWith(messages.Status{Code: 403, Text: "again"}, errGone) // after the end: nothing
+}

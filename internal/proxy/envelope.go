@@ -11,16 +11,19 @@ import (
 // Node-to-node messages on the bus. Each carries one or more keyhole
 // frames of one stream in an envelope:
 //
-//	kind    uint8    kindToLink, kindToVisitor or kindProbe
+//	kind    uint8    kindToLink, kindToVisitor, kindProbe, kindControl or kindAnswer
 //	seq     uint32   per stream and direction, from 0, so a lost message
 //	                 shows as a gap
 //	from    string8  the sending node
 //	label   string8  the tunnel (on kindToLink; empty otherwise)
-//	frames  the rest: each a uint32 length and a frame exactly as on a link
+//	frames  the rest: each a uint32 length and a frame exactly as on a link;
+//	        for kindControl and kindAnswer a JSON document instead (control.go)
 const (
 	kindToLink    = 1 // from the node holding the visitor to the node holding the link
 	kindToVisitor = 2 // back
 	kindProbe     = 3 // is the node still there? carries no frame
+	kindControl   = 4 // an admin request to every node
+	kindAnswer    = 5 // a node's answer to it
 )
 
 var errEnvelope = errors.New("malformed bus envelope")
@@ -80,7 +83,7 @@ func parseEnvelope(msg []byte) (envelope, error) {
 		return e, fmt.Errorf("%w: truncated label", errEnvelope)
 	}
 	e.frames = rest
-	if e.kind != kindProbe && len(e.frames) < 4+messages.HeaderSize {
+	if (e.kind == kindToLink || e.kind == kindToVisitor) && len(e.frames) < 4+messages.HeaderSize {
 		return e, fmt.Errorf("%w: no frame", errEnvelope)
 	}
 	return e, nil

@@ -52,6 +52,8 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("tunnel", label, "remote", r.RemoteAddr)
 	l := &clientLink{
 		label:    label,
+		remote:   r.RemoteAddr,
+		since:    time.Now(),
 		revision: revision(r),
 		instance: req.Instance,
 		srv:      s,
@@ -125,6 +127,12 @@ func (s *Server) register(ws *websocket.Conn) (*messages.RegistrationRequest, st
 	if !s.allowed(label) {
 		return nil, "", fmt.Errorf("%w (label %s); its operator can add the label to the allowed keys", ErrNotAllowed, label)
 	}
+	ctx, cancel := context.WithTimeout(s.ctx, time.Second)
+	blocked := s.isBlocked(ctx, label)
+	cancel()
+	if blocked {
+		return nil, "", fmt.Errorf("%w (label %s)", ErrBlocked, label)
+	}
 	ws.SetReadDeadline(time.Time{})
 	ws.SetWriteDeadline(time.Time{})
 	return &req, label, nil
@@ -156,7 +164,7 @@ func refuse(ws *websocket.Conn, err error) {
 	switch {
 	case errors.Is(err, messages.ErrMalformed), errors.Is(err, ErrProtocol):
 		st.Code = http.StatusBadRequest
-	case errors.Is(err, ErrNotAllowed):
+	case errors.Is(err, ErrNotAllowed), errors.Is(err, ErrBlocked):
 		st.Code = http.StatusForbidden
 	case errors.Is(err, messages.ErrVersion):
 		st.Code = link.StatusVersion
@@ -198,6 +206,11 @@ func (s *Server) serveLink(l *clientLink) {
 	first, replaced := s.addLink(l)
 	if replaced != nil {
 		replaced.conn.Close(ErrReplaced)
+	}
+	if s.blockedLocally(l.label) {
+		// Blocked while it registered, after the blocklist said no: the
+		// block's close may have missed it.
+		l.refuse(ErrBlocked)
 	}
 	if first {
 		if err := s.cfg.Registry.Announce(s.ctx, l.label, s.cfg.Node); err != nil {
@@ -259,7 +272,7 @@ func (s *Server) CloseDisallowed() int {
 	for _, l := range s.allLinks() {
 		if !s.allowed(l.label) {
 			l.log.Info("closing link: its key is no longer allowed")
-			l.conn.Close(ErrNotAllowed)
+			l.refuse(fmt.Errorf("%w: taken off the allowed keys", ErrNotAllowed))
 			n++
 		}
 	}
@@ -271,4 +284,14 @@ func (s *Server) CloseDisallowed() int {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// refuse tells the client why its link ends (an Error of status 403 on
+// stream 0, which the client logs), then closes the link with err.
+func (l *clientLink) refuse(err error) { l.closeWith(http.StatusForbidden, err) }
+
+// closeWith tells the client why its link ends, an Error of status code on
+// stream 0, then closes the link with err.
+func (l *clientLink) closeWith(code int, err error) {
+	l.conn.CloseWith(messages.Status{Code: uint16(code), Text: err.Error()}, err)
 }

@@ -305,6 +305,10 @@ func (s *Server) fromBus(msg []byte) {
 		s.toVisitor(e)
 	case kindToLink:
 		s.toLink(e)
+	case kindControl:
+		s.fromControl(e)
+	case kindAnswer:
+		s.fromAnswer(e)
 	}
 }
 

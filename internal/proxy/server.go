@@ -69,6 +69,13 @@ type Config struct {
 	// PrivateMetrics keeps /_keyhole/metrics off the apex host: only
 	// OpsHandler serves it, on an address of the operator's choosing.
 	PrivateMetrics bool
+	// AdminToken, when set, turns on the admin API on OpsHandler
+	// (admin.go): every call must carry "Authorization: Bearer <token>".
+	AdminToken string
+
+	// Blocklist holds the keys blocked through the admin API; nodes that
+	// share one refuse them all. Default: a private in-memory one.
+	Blocklist registry.Blocklist
 
 	Node     string            // this node's name on the bus; default random
 	Bus      bus.Bus           // default: a private in-memory bus (single node)
@@ -107,6 +114,10 @@ type Server struct {
 	remote remoteStreams // streams this node serves for visitors on other nodes, and the reverse
 	routes routeCache    // which other nodes hold a label, for a moment
 	gone   goneNodes     // other nodes found without a subscriber, for a few seconds
+	ctl    control       // admin calls waiting for other nodes' answers
+
+	blockMu     sync.Mutex // protects blockedKeys
+	blockedKeys map[string]struct{}
 }
 
 // New returns a Server for cfg.
@@ -142,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Registry == nil {
 		cfg.Registry = registry.NewMemory()
 	}
+	if cfg.Blocklist == nil {
+		cfg.Blocklist = registry.NewMemoryBlocklist()
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -149,13 +163,14 @@ func New(cfg Config) (*Server, error) {
 		cfg.AccessLog = cfg.Logger
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger.With("node", cfg.Node),
-		access:   cfg.AccessLog.With("node", cfg.Node),
-		tunnelRL: limiter.NewTunnels(cfg.TunnelRate),
-		regRL:    limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
-		pending:  pending{max: cfg.MaxPending},
-		tunnels:  make(map[string]*tunnel),
+		cfg:         cfg,
+		log:         cfg.Logger.With("node", cfg.Node),
+		access:      cfg.AccessLog.With("node", cfg.Node),
+		tunnelRL:    limiter.NewTunnels(cfg.TunnelRate),
+		regRL:       limiter.NewRegistrations(cfg.RegisterRate, cfg.RegisterBurst, cfg.RegisterGlobalRate, cfg.RegisterGlobalBurst),
+		pending:     pending{max: cfg.MaxPending},
+		tunnels:     make(map[string]*tunnel),
+		blockedKeys: make(map[string]struct{}),
 		upgrader: websocket.Upgrader{
 			WriteBufferSize: messages.MaxFrame + 16,
 			WriteBufferPool: &sync.Pool{},
@@ -203,6 +218,9 @@ func (s *Server) OpsHandler() http.Handler {
 	r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
 	r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
 	r.Get(TLSAskPath, s.serveTLSAsk)
+	if s.cfg.AdminToken != "" {
+		r.Route(AdminPath, s.adminRoutes)
+	}
 	return r
 }
 
@@ -287,27 +305,11 @@ func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "keyhole proxy for *.%s\nclients connect to %s\n", s.cfg.Domain, ConnectPath)
 }
 
-// fail answers a visitor with the status for err and a short message.
+// fail answers a visitor with the status for err on a generic page, and
+// logs the detail (errpage.go).
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, host string, err error) {
 	noteFailure(w, err)
-	code := status(err)
-	msg := err.Error()
-	switch code {
-	case http.StatusNotFound:
-		msg = fmt.Sprintf("keyhole: %s: %v", host, err)
-	case http.StatusBadGateway:
-		if !strings.HasPrefix(msg, "keyhole client: ") { // the client's own message says who
-			msg = "keyhole: " + msg
-		}
-	default:
-		msg = "keyhole: " + msg
-	}
-	h := w.Header()
-	h.Set("Content-Type", "text/plain; charset=utf-8")
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(code)
-	fmt.Fprintln(w, msg)
+	s.errorPage(w, r, host, err)
 }
 
 // Drain tells every client to reconnect elsewhere (GoAway) and refuses new

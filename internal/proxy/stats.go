@@ -44,6 +44,7 @@ type Stats struct {
 	LookalikeHeaders   atomic.Int64 `help:"Visitor header fields dropped for spelling a protected one with '_' (X_Forwarded_For)."`
 	VisitorBytesIn     atomic.Int64 `help:"Bytes received from visitors: request bodies, and WebSocket connections' bytes once upgraded."`
 	VisitorBytesOut    atomic.Int64 `help:"Bytes sent to visitors: response bodies, and WebSocket connections' bytes once upgraded."`
+	AdminRefused       atomic.Int64 `help:"Admin API calls refused 401: no token or the wrong one."`
 }
 
 // collectors returns a collector reading each field of s.

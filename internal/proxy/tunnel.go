@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"keyhole/internal/link"
 	"keyhole/messages"
@@ -116,7 +117,10 @@ type clientLink struct {
 	srv      *Server
 	conn     *link.Conn
 	log      *slog.Logger
-	revision uint8 // the link revision the client speaks: 1, or 2 with credit on HTTP bodies
+	revision uint8     // the link revision the client speaks: 1, or 2 with credit on HTTP bodies
+	remote   string    // the client's address, for the admin API
+	since    time.Time // when it registered
+	requests atomic.Uint64
 
 	mu      sync.Mutex // protects streams, gone and leaving
 	streams map[messages.ID]sink
@@ -144,6 +148,7 @@ func (l *clientLink) attach(id messages.ID, k sink) error {
 		return ErrLeaving
 	}
 	l.streams[id] = k
+	l.requests.Add(1)
 	return nil
 }
 
@@ -217,7 +222,7 @@ func (l *clientLink) handle(f messages.Frame, b *link.Buffer) error {
 	case messages.TypeHTTPResponse, messages.TypeData, messages.TypeWSResponse,
 		messages.TypeWSMessage, messages.TypeWSTeardown, messages.TypeError, messages.TypeCredit:
 		if f.ID.IsZero() {
-			b.Free()
+			defer b.Free() // f.Payload lives in b
 			if f.Type == messages.TypeError {
 				st, _ := messages.ParseStatus(f.Payload)
 				l.log.Info("client closed its link", "code", st.Code, "reason", st.Text)

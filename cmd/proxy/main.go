@@ -197,7 +197,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Allow = allow.allow
 	}
-	closeCluster, err := cluster(ctx, o, &cfg, log)
+	closeCluster, err := cluster(o, &cfg, log)
 	if err != nil {
 		return err
 	}
@@ -237,24 +237,33 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Keep serving while clients move to other nodes (health checks see
-	// 503 meanwhile), then stop taking visitors and let in-flight requests
-	// finish. A single node has nowhere to send its clients: it only lets
-	// its in-flight requests finish.
-	log.Info("draining", "timeout", o.drainTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
-	defer cancel()
-	if o.redis != "" {
-		srv.Drain(sctx)
-	} else {
-		srv.Drain(ctx) // done already: GoAway only
-	}
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
+	shutdown(hs, srv, o, log)
 	srv.Close()
 	log.Info("stopped")
 	return nil
+}
+
+// shutdown drains the node, keeping its listener open meanwhile, so
+// health checks and new links see 503 and requests already under way
+// finish, then stops taking visitors. With --redis it waits for its
+// clients to move to other nodes; a single node has nowhere to send them
+// and waits for its in-flight requests instead. Both wait at most
+// --drain-timeout.
+func shutdown(hs *http.Server, srv *proxy.Server, o *options, log *slog.Logger) {
+	log.Info("draining", "timeout", o.drainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	if o.redis != "" {
+		srv.Drain(ctx)
+	} else {
+		done, stop := context.WithCancel(ctx)
+		stop()
+		srv.Drain(done) // GoAway only: the clients cannot move
+		srv.WaitIdle(ctx)
+	}
+	if err := hs.Shutdown(ctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
 }
 
 // serveOps serves health and metrics on addr until the returned function

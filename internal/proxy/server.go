@@ -88,12 +88,16 @@ type Server struct {
 	regRL    *limiter.Registrations
 	pending  pending // sockets waiting to register
 	stats    Stats
-	sub      bus.Subscription
+
+	joinMu sync.Mutex       // protects sub
+	sub    bus.Subscription // nil until the node has joined its bus
 
 	ctx    context.Context // ends when the server closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server owns
 	drain  atomic.Bool
+	// requests counts visitor HTTP requests in flight (see inFlight).
+	requests atomic.Int64
 
 	mu      sync.RWMutex // protects tunnels
 	tunnels map[string]*tunnel
@@ -153,11 +157,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.remote.init()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	sub, err := cfg.Bus.Subscribe(cfg.Node, s.fromBus)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe node %s: %w", cfg.Node, err)
-	}
-	s.sub = sub
+	s.join()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -165,7 +165,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 	r := chi.NewRouter()
 	r.Get(ConnectPath, s.serveConnect)
-	r.Get(HealthPath, s.serveHealth)
+	s.healthRoutes(r)
 	if !cfg.PrivateMetrics {
 		r.Get(MetricsPath, s.serveMetrics)
 	}
@@ -174,17 +174,11 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// Paths the apex host and OpsHandler serve.
-const (
-	HealthPath  = "/healthz"
-	MetricsPath = "/_keyhole/metrics"
-)
-
 // OpsHandler serves health and metrics alone, whatever the Host, for a
 // listener on an internal address.
 func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
-	r.Get(HealthPath, s.serveHealth)
+	s.healthRoutes(r)
 	r.Get(MetricsPath, s.serveMetrics)
 	return r
 }
@@ -201,6 +195,7 @@ func (s *Server) Node() string { return s.cfg.Node }
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	host := canonicalHost(r.Host)
 	if label, ok := s.labelOf(host); ok {
+		defer s.inFlight(r)()
 		s.serveTunnel(w, r, label, host)
 		return
 	}
@@ -248,15 +243,6 @@ func (s *Server) publicURL(host string) string {
 		return s.cfg.PublicScheme + "://" + host
 	}
 	return s.cfg.PublicScheme + "://" + net.JoinHostPort(host, port)
-}
-
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if s.drain.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, "ok")
 }
 
 func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
@@ -321,7 +307,7 @@ func (s *Server) Drain(ctx context.Context) {
 func (s *Server) Close() error {
 	s.drain.Store(true)
 	s.cancel()
-	s.sub.Close()
+	s.leave()
 	s.wg.Wait()
 	return nil
 }

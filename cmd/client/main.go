@@ -32,6 +32,10 @@ func main() {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "keyhole client:", err)
 		}
+		var perm *client.PermanentError
+		if errors.As(err, &perm) {
+			os.Exit(1) // the flags were fine; the proxy or the setup is not
+		}
 		os.Exit(2)
 	}
 }
@@ -44,6 +48,7 @@ type options struct {
 	headers    cli.Strings
 	basicAuth  cli.Strings
 	insecure   bool
+	retry      bool
 }
 
 func parse(args []string, stderr io.Writer) (*options, error) {
@@ -57,6 +62,7 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
 	fs.BoolVar(&o.insecure, "target-insecure", false, "do not verify the certificate of an https:// target (a local service with a self-signed certificate); the link to the proxy is always verified")
 	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
+	fs.BoolVar(&o.retry, "retry-refused", false, "keep trying, backing off to 5 minutes, after failures that do not mend by themselves (a refused key, a server that is no keyhole proxy, a wrong scheme) instead of exiting with status 1")
 	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
@@ -117,6 +123,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Header:         header,
 		BasicAuth:      o.basicAuth,
 		TargetInsecure: o.insecure,
+		RetryPermanent: o.retry,
 		Logger:         log,
 		Ready: func(url string) {
 			once.Do(func() { fmt.Fprintln(stdout, url) })
@@ -126,5 +133,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	log.Info("connecting", "proxy", o.proxy, "target", o.target, "label", identity.Label(key.Public().(ed25519.PublicKey)))
-	return c.Run(ctx)
+	err = c.Run(ctx)
+	var perm *client.PermanentError
+	if errors.As(err, &perm) {
+		return fmt.Errorf("giving up: %w (--retry-refused keeps trying)", err)
+	}
+	return err
 }

@@ -5,7 +5,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -153,5 +155,50 @@ func TestProcessesSingleNodeDrain(t *testing.T) {
 	case <-px.exited:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the proxy did not exit once its request had finished")
+	}
+}
+
+// TestProcessesRefusedKeyExits runs a client binary whose key the proxy
+// does not allow: it exits with status 1 within 5 s, having said on one
+// line that the key is refused (403) and what to do, and never that it is
+// retrying or that a link was lost.
+func TestProcessesRefusedKeyExits(t *testing.T) {
+	proxyBin, clientBin := buildBinaries(t)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "allowed")
+	if err := os.WriteFile(list, []byte("# nobody\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--allow-keys", list)
+	u, err := url.Parse(apex)
+	if err != nil || u.Port() == "" {
+		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
+	}
+	be := backend(t, echo)
+	began := time.Now()
+	c := runProcess(t, "client", clientBin, "--proxy", "ws://127.0.0.1:"+u.Port(), "--target", be.URL, "--key", filepath.Join(dir, "c.key"))
+	select {
+	case <-c.exited:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("the refused client still runs 5s later:\n%s", c.stderr.String())
+	}
+	t.Logf("the refused client exited %v after it started", time.Since(began))
+	if code := c.cmd.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
+	}
+	log := c.stderr.String()
+	var causes []string
+	for line := range strings.Lines(log) {
+		if strings.Contains(line, "403") {
+			causes = append(causes, line)
+		}
+	}
+	if len(causes) != 1 || !strings.Contains(causes[0], "does not allow this key") || !strings.Contains(causes[0], "fix:") {
+		t.Errorf("want one line naming the cause (403) and the fix, got %q in:\n%s", causes, log)
+	}
+	for _, bad := range []string{"retrying", "link lost", "registration refused: registration refused"} {
+		if strings.Contains(log, bad) {
+			t.Errorf("client log says %q:\n%s", bad, log)
+		}
 	}
 }

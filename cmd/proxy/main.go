@@ -27,10 +27,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "keyhole proxy:", err)
-		}
+	err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help or --version, printed
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyhole proxy:", err)
 		os.Exit(2)
 	}
 }
@@ -62,10 +64,10 @@ type options struct {
 	pending        int
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
+func parse(args []string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout) // --help and --version; errors are returned
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve visitors and clients on")
 	fs.StringVar(&o.domain, "domain", "localhost", "tunnels are served as <label>.`domain`; the domain itself serves client links")
 	fs.StringVar(&o.redis, "redis", "", "redis:// or rediss:// `URL` shared by all proxy nodes; empty runs a single node with no Redis")
@@ -115,6 +117,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.maxBody < 0 {
 		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
 	}
+	if err := checkDomain(o.domain); err != nil {
+		return nil, err
+	}
 	if o.publicScheme != "http" && o.publicScheme != "https" {
 		return nil, fmt.Errorf("--public-scheme must be http or https")
 	}
@@ -147,7 +152,7 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 // Main runs the proxy until ctx is done, then drains and shuts down. The
 // first line on stdout is the proxy's URL.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parse(args, stderr)
+	o, err := parse(args, stdout)
 	if err != nil {
 		return err
 	}

@@ -26,8 +26,8 @@ import (
 
 // Config configures a Client. Zero values mean the defaults.
 type Config struct {
-	Proxy      string             // proxy URL: ws://, wss:// (http:// and https:// also accepted)
-	Target     string             // the private service, e.g. http://127.0.0.1:3000
+	Proxy      string             // proxy URL: ws://, wss:// (http:// and https:// also accepted; host:port is ws://); see ProxyURL
+	Target     string             // the private service, e.g. http://127.0.0.1:3000, localhost:3000 or 3000; see TargetURL
 	Key        ed25519.PrivateKey // the client's identity
 	HostHeader string             // "" passes the visitor's Host, "rewrite" sends the target's, anything else is sent as is
 	Header     http.Header        // set on every request toward the service
@@ -76,9 +76,9 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("client: no key")
 	}
-	target, err := url.Parse(cfg.Target)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return nil, fmt.Errorf("client: target %q: want a URL like http://127.0.0.1:3000", cfg.Target)
+	target, err := TargetURL(cfg.Target)
+	if err != nil {
+		return nil, fmt.Errorf("client: target %q: %w", cfg.Target, err)
 	}
 	connect, err := connectURL(cfg.Proxy)
 	if err != nil {
@@ -113,21 +113,9 @@ func New(cfg Config) (*Client, error) {
 
 // connectURL turns the --proxy value into the link endpoint.
 func connectURL(proxy string) (string, error) {
-	u, err := url.Parse(proxy)
+	u, err := ProxyURL(proxy)
 	if err != nil {
 		return "", fmt.Errorf("client: proxy %q: %w", proxy, err)
-	}
-	switch u.Scheme {
-	case "ws", "wss":
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("client: proxy %q: want ws:// or wss://", proxy)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("client: proxy %q has no host", proxy)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + ConnectPath
 	return u.String(), nil

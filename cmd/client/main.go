@@ -27,9 +27,15 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil && !errors.Is(err, context.Canceled) {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "keyhole client:", err)
+	err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help or --version, printed
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		fmt.Fprintln(os.Stderr, "keyhole client:", err)
+		var perm *client.PermanentError
+		if errors.As(err, &perm) {
+			os.Exit(1) // the flags were fine; the proxy or the setup is not
 		}
 		os.Exit(2)
 	}
@@ -45,14 +51,16 @@ type options struct {
 	insecure   bool
 	metrics    string
 	log        cli.LogOptions
+	retry      bool
+	printLabel bool
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
+func parse(args []string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("client", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&o.proxy, "proxy", "ws://127.0.0.1:8080", "proxy `URL` (wss:// for a proxy behind TLS)")
-	fs.StringVar(&o.target, "target", "", "private service to publish, e.g. http://127.0.0.1:3000 (required); with a path (http://127.0.0.1:3000/public) every request goes under it, and request paths with dot-segments or encoded slashes are refused with 400")
+	fs.SetOutput(stdout) // --help and --version; errors are returned
+	fs.StringVar(&o.proxy, "proxy", "ws://127.0.0.1:8080", "proxy `URL` (wss:// for a proxy behind TLS; host:port means ws://host:port)")
+	fs.StringVar(&o.target, "target", "", "private service to publish (required): a `URL` such as http://127.0.0.1:3000, host:port for http://host:port, or a port alone for http://127.0.0.1:port; with a path (http://127.0.0.1:3000/public) every request goes under it, and request paths with dot-segments or encoded slashes are refused with 400")
 	fs.StringVar(&o.key, "key", "", "key `file`; created with mode 0600 if missing (default: keyhole/client.key in the user config directory)")
 	fs.StringVar(&o.hostHeader, "host-header", "", "Host sent to the service: empty passes the visitor's, 'rewrite' sends the target's, anything else is sent as is")
 	fs.Var(&o.headers, "header", "'Name: value' set on every request to the service (repeatable)")
@@ -60,14 +68,28 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
 	fs.StringVar(&o.metrics, "metrics-listen", "", "serve /metrics (alias /_keyhole/metrics) and /healthz on this `address` (default: none)")
 	cli.AddLogFlags(fs, &o.log)
+	fs.BoolVar(&o.retry, "retry-refused", false, "keep trying, backing off to 5 minutes, after failures that do not mend by themselves (a refused key, a server that is no keyhole proxy, a wrong scheme) instead of exiting with status 1")
+	fs.BoolVar(&o.printLabel, "print-label", false, "print the label of the key in --key (creating the key if there is none) and exit without connecting, e.g. to put it in a proxy's --allow-keys")
 	cli.SetUsage(fs, "usage: client --target http://127.0.0.1:3000 [flags]")
 	if err := cli.Parse(fs, args); err != nil {
 		return nil, err
 	}
-	if o.target == "" {
-		fs.Usage()
-		return nil, errors.New("--target is required, e.g. --target http://127.0.0.1:3000")
+	if o.printLabel {
+		return &o, nil
 	}
+	if o.target == "" {
+		return nil, errors.New("--target is required, e.g. --target 3000 for http://127.0.0.1:3000; run with --help for the flags")
+	}
+	u, err := client.TargetURL(o.target)
+	if err != nil {
+		return nil, fmt.Errorf("--target %q: %w", o.target, err)
+	}
+	o.target = u.String()
+	p, err := client.ProxyURL(o.proxy)
+	if err != nil {
+		return nil, fmt.Errorf("--proxy %q: %w", o.proxy, err)
+	}
+	o.proxy = p.String()
 	return &o, nil
 }
 
@@ -95,7 +117,7 @@ func parseHeaders(lines []string) (http.Header, error) {
 // Main runs the client until ctx is done. The public URL is printed on
 // stdout, alone on the first line, as soon as the tunnel is up.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parse(args, stderr)
+	o, err := parse(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -122,6 +144,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if created {
 		log.Info("created a new key", "path", path)
 	}
+	label := identity.Label(key.Public().(ed25519.PublicKey))
+	if o.printLabel {
+		fmt.Fprintln(stdout, label)
+		return nil
+	}
 	var once sync.Once
 	c, err := client.New(client.Config{
 		Proxy:          o.proxy,
@@ -131,6 +158,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Header:         header,
 		BasicAuth:      o.basicAuth,
 		TargetInsecure: o.insecure,
+		RetryPermanent: o.retry,
 		Logger:         log,
 		Ready: func(url string) {
 			once.Do(func() { fmt.Fprintln(stdout, url) })
@@ -146,6 +174,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer stop()
 	}
-	log.Info("connecting", "proxy", o.proxy, "target", o.target, "label", identity.Label(key.Public().(ed25519.PublicKey)))
-	return c.Run(ctx)
+	log.Info("connecting", "proxy", o.proxy, "target", o.target, "label", label)
+	err = c.Run(ctx)
+	var perm *client.PermanentError
+	if errors.As(err, &perm) {
+		return fmt.Errorf("giving up: %w (--retry-refused keeps trying)", err)
+	}
+	return err
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -21,7 +20,7 @@ import (
 
 // cluster joins the nodes sharing --redis; with no --redis the proxy runs
 // alone on its in-memory bus and registry.
-func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logger) (func(), error) {
+func cluster(o *options, cfg *proxy.Config, log *slog.Logger) (func(), error) {
 	if o.redis == "" {
 		if o.clusterSecret != "" {
 			return nil, errors.New("--cluster-secret needs --redis")
@@ -39,14 +38,10 @@ func cluster(ctx context.Context, o *options, cfg *proxy.Config, log *slog.Logge
 		return nil, err
 	}
 	redisopt.LogTo(log)
+	// No check that Redis answers: the node starts without it, serves its
+	// own tunnels, and joins the others when Redis comes (the bus
+	// subscribes, the registry announces its routes).
 	client := redis.NewUniversalClient(opts)
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
-		// Start anyway: same-node tunnels work without Redis, and the
-		// bus and registry recover when it comes.
-		log.Warn("redis not reachable yet", "err", err)
-	}
 	if cfg.Node == "" {
 		host, _ := os.Hostname()
 		cfg.Node = host + "-" + strings.ToLower(rand.Text()[:6])

@@ -27,10 +27,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "keyhole proxy:", err)
-		}
+	err := Main(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return // --help or --version, printed
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "keyhole proxy:", err)
 		os.Exit(2)
 	}
 }
@@ -65,10 +67,10 @@ type options struct {
 	tls            tlsOptions
 }
 
-func parse(args []string, stderr io.Writer) (*options, error) {
+func parse(args []string, stdout io.Writer) (*options, error) {
 	var o options
 	fs := flag.NewFlagSet("proxy", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(stdout) // --help and --version; errors are returned
 	fs.StringVar(&o.listen, "listen", "127.0.0.1:8080", "address to serve visitors and clients on")
 	fs.StringVar(&o.domain, "domain", "localhost", "tunnels are served as <label>.`domain`; the domain itself serves client links")
 	fs.StringVar(&o.redis, "redis", "", "redis:// or rediss:// `URL` shared by all proxy nodes; empty runs a single node with no Redis")
@@ -121,6 +123,9 @@ func parse(args []string, stderr io.Writer) (*options, error) {
 	if o.maxBody < 0 {
 		return nil, fmt.Errorf("--max-body %d: want a number of bytes, or 0 for no cap", o.maxBody)
 	}
+	if err := checkDomain(o.domain); err != nil {
+		return nil, err
+	}
 	if err := o.tls.check(o.domain); err != nil {
 		return nil, err
 	}
@@ -165,7 +170,7 @@ func parseCIDRs(s string) ([]netip.Prefix, error) {
 // Main runs the proxy until ctx is done, then drains and shuts down. The
 // first line on stdout is the proxy's URL.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	o, err := parse(args, stderr)
+	o, err := parse(args, stdout)
 	if err != nil {
 		return err
 	}
@@ -223,7 +228,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		cfg.Allow = allow.allow
 	}
-	closeCluster, err := cluster(ctx, o, &cfg, log)
+	closeCluster, err := cluster(o, &cfg, log)
 	if err != nil {
 		return err
 	}
@@ -280,24 +285,33 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	// Keep serving while clients move to other nodes (health checks see
-	// 503 meanwhile), then stop taking visitors and let in-flight requests
-	// finish. A single node has nowhere to send its clients: it only lets
-	// its in-flight requests finish.
-	log.Info("draining", "timeout", o.drainTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
-	defer cancel()
-	if o.redis != "" {
-		srv.Drain(sctx)
-	} else {
-		srv.Drain(ctx) // done already: GoAway only
-	}
-	if err := hs.Shutdown(sctx); err != nil {
-		log.Warn("shutdown", "err", err)
-	}
+	shutdown(hs, srv, o, log)
 	srv.Close()
 	log.Info("stopped")
 	return nil
+}
+
+// shutdown drains the node, keeping its listener open meanwhile, so
+// health checks and new links see 503 and requests already under way
+// finish, then stops taking visitors. With --redis it waits for its
+// clients to move to other nodes; a single node has nowhere to send them
+// and waits for its in-flight requests instead. Both wait at most
+// --drain-timeout.
+func shutdown(hs *http.Server, srv *proxy.Server, o *options, log *slog.Logger) {
+	log.Info("draining", "timeout", o.drainTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
+	defer cancel()
+	if o.redis != "" {
+		srv.Drain(ctx)
+	} else {
+		done, stop := context.WithCancel(ctx)
+		stop()
+		srv.Drain(done) // GoAway only: the clients cannot move
+		srv.WaitIdle(ctx)
+	}
+	if err := hs.Shutdown(ctx); err != nil {
+		log.Warn("shutdown", "err", err)
+	}
 }
 
 // serveOps serves health and metrics on addr until the returned function

@@ -22,13 +22,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"keyhole/internal/identity"
 	"keyhole/messages"
 )
 
 // Config configures a Client. Zero values mean the defaults.
 type Config struct {
-	Proxy      string             // proxy URL: ws://, wss:// (http:// and https:// also accepted)
-	Target     string             // the private service, e.g. http://127.0.0.1:3000
+	Proxy      string             // proxy URL: ws://, wss:// (http:// and https:// also accepted; host:port is ws://); see ProxyURL
+	Target     string             // the private service, e.g. http://127.0.0.1:3000, localhost:3000 or 3000; see TargetURL
 	Key        ed25519.PrivateKey // the client's identity
 	HostHeader string             // "" passes the visitor's Host, "rewrite" sends the target's, anything else is sent as is
 	Header     http.Header        // set on every request toward the service
@@ -48,6 +49,10 @@ type Config struct {
 	Timeout      time.Duration // drop a silent link; default 20 s
 	MinBackoff   time.Duration // first reconnect delay; default 1 s
 	MaxBackoff   time.Duration // longest reconnect delay; default 30 s
+	// RetryPermanent keeps trying after failures that will not mend by
+	// themselves (a refused key, a server that is no keyhole proxy),
+	// backing off to PermanentMaxBackoff, instead of ending Run.
+	RetryPermanent bool
 
 	Transport http.RoundTripper // toward the service; default a pooled transport
 	Logger    *slog.Logger
@@ -64,6 +69,7 @@ type Client struct {
 	auth     basicAuth      // nil: no credentials needed
 	stats    stats
 	reg      *prometheus.Registry
+	label    string // the key's label, for messages
 }
 
 // ConnectPath is the proxy's link endpoint on its apex host.
@@ -74,9 +80,9 @@ func New(cfg Config) (*Client, error) {
 	if len(cfg.Key) != ed25519.PrivateKeySize {
 		return nil, errors.New("client: no key")
 	}
-	target, err := url.Parse(cfg.Target)
-	if err != nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" {
-		return nil, fmt.Errorf("client: target %q: want a URL like http://127.0.0.1:3000", cfg.Target)
+	target, err := TargetURL(cfg.Target)
+	if err != nil {
+		return nil, fmt.Errorf("client: target %q: %w", cfg.Target, err)
 	}
 	connect, err := connectURL(cfg.Proxy)
 	if err != nil {
@@ -98,7 +104,8 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	c := &Client{cfg: cfg, log: cfg.Logger, target: target, connect: connect}
+	c := &Client{cfg: cfg, log: cfg.Logger, target: target, connect: connect,
+		label: identity.Label(cfg.Key.Public().(ed25519.PublicKey))}
 	if len(cfg.BasicAuth) > 0 {
 		if c.auth, err = newBasicAuth(cfg.BasicAuth); err != nil {
 			return nil, fmt.Errorf("client: %w", err)
@@ -111,21 +118,9 @@ func New(cfg Config) (*Client, error) {
 
 // connectURL turns the --proxy value into the link endpoint.
 func connectURL(proxy string) (string, error) {
-	u, err := url.Parse(proxy)
+	u, err := ProxyURL(proxy)
 	if err != nil {
 		return "", fmt.Errorf("client: proxy %q: %w", proxy, err)
-	}
-	switch u.Scheme {
-	case "ws", "wss":
-	case "http":
-		u.Scheme = "ws"
-	case "https":
-		u.Scheme = "wss"
-	default:
-		return "", fmt.Errorf("client: proxy %q: want ws:// or wss://", proxy)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("client: proxy %q has no host", proxy)
 	}
 	u.Path = strings.TrimSuffix(u.Path, "/") + ConnectPath
 	return u.String(), nil
@@ -156,15 +151,17 @@ func NewTransport() *http.Transport {
 // then it leaves the old one, which the proxy closes after its last
 // request. If the old one closes before a new one is up, it tries again at
 // once.
+//
+// A failure that trying again will not mend (a refused key, an endpoint
+// that is no keyhole proxy; see PermanentError) ends Run with that error,
+// unless Config.RetryPermanent is set or a drained link still serves.
 func (c *Client) Run(ctx context.Context) error {
 	defer c.wg.Wait()
 	var old *session // told to go away, still serving until a new link is up
 	backoff := c.cfg.MinBackoff
-	// Until the first registration, retry about every MinBackoff: a proxy
-	// that is still starting should not make the first URL wait. Growing
-	// backoff spreads reconnects after an outage.
-	connected := false
+	connected := false // a link has been up
 	for {
+		lost := false // the failure is a link that was up and ended
 		s, err := c.dial(ctx)
 		if err == nil {
 			connected = true
@@ -181,7 +178,7 @@ func (c *Client) Run(ctx context.Context) error {
 			})
 			select {
 			case <-s.done:
-				err = s.err
+				err, lost = s.err, true
 			case <-s.goAway:
 				c.log.Info("proxy is draining; opening a new link")
 				old = s
@@ -192,12 +189,15 @@ func (c *Client) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		c.stats.failures.Add(1)
-		wait := jitter(backoff)
-		if old != nil {
-			c.log.Warn("new link failed; the drained one still serves", "err", err, "retry_in", wait.Round(time.Millisecond))
-		} else {
-			c.log.Warn("link lost; reconnecting", "err", err, "in", wait.Round(time.Millisecond))
+		var perm *PermanentError
+		if !lost {
+			perm = c.permanent(err)
 		}
+		if perm != nil && old == nil && !c.cfg.RetryPermanent {
+			return perm
+		}
+		wait := jitter(backoff)
+		c.logRetry(err, perm, lost, connected, old != nil, wait)
 		// While a drained link still serves, failed attempts back off as
 		// usual; once it ends the client has no link at all, so it tries
 		// again at once.
@@ -215,11 +215,45 @@ func (c *Client) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		if connected {
-			backoff = min(backoff*2, c.cfg.MaxBackoff)
-		} else {
-			backoff = min(backoff*2, 2*c.cfg.MinBackoff, c.cfg.MaxBackoff)
-		}
+		backoff = c.nextBackoff(backoff, connected, perm != nil)
+	}
+}
+
+// PermanentMaxBackoff is the longest wait between attempts that fail
+// permanently, with Config.RetryPermanent.
+const PermanentMaxBackoff = 5 * time.Minute
+
+// nextBackoff doubles the wait. Until the first registration it stays
+// near MinBackoff: a proxy that is still starting should not make the
+// first URL wait. After that it grows to MaxBackoff, which spreads
+// reconnects after an outage; a permanent failure grows to
+// PermanentMaxBackoff.
+func (c *Client) nextBackoff(d time.Duration, connected, permanent bool) time.Duration {
+	switch {
+	case permanent:
+		return min(d*2, max(PermanentMaxBackoff, c.cfg.MaxBackoff))
+	case connected:
+		return min(d*2, c.cfg.MaxBackoff)
+	default:
+		return min(d*2, 2*c.cfg.MinBackoff, c.cfg.MaxBackoff)
+	}
+}
+
+// logRetry says why the client waits before trying again: a link that
+// was up and ended is lost; a link that never came up failed to connect.
+func (c *Client) logRetry(err error, perm *PermanentError, lost, connected, draining bool, wait time.Duration) {
+	in := wait.Round(time.Millisecond)
+	switch {
+	case draining:
+		c.log.Warn("new link failed; the drained one still serves", "err", err, "retry_in", in)
+	case lost:
+		c.log.Warn("link lost; reconnecting", "err", err, "in", in)
+	case perm != nil:
+		c.log.Error("cannot register; retrying", "cause", perm.Cause, "detail", perm.Detail, "fix", perm.Fix, "retry_in", in)
+	case connected:
+		c.log.Warn("reconnecting failed; retrying", "err", err, "in", in)
+	default:
+		c.log.Warn("connecting failed; retrying", "err", err, "in", in)
 	}
 }
 

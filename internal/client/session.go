@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -18,9 +19,6 @@ import (
 	"keyhole/limiter"
 	"keyhole/messages"
 )
-
-// ErrRefused means the proxy refused the registration; the message says why.
-var ErrRefused = errors.New("registration refused")
 
 var dialer = websocket.Dialer{
 	Proxy:            http.ProxyFromEnvironment,
@@ -59,7 +57,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	ws, resp, err := dialer.DialContext(ctx, c.connect, http.Header{messages.RevisionHeader: {strconv.Itoa(messages.Revision)}})
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("connect %s: %s", c.connect, resp.Status)
+			return nil, upgradeError(c.connect, resp)
 		}
 		return nil, fmt.Errorf("connect %s: %w", c.connect, err)
 	}
@@ -140,10 +138,16 @@ func (c *Client) register(ws *websocket.Conn) (messages.RegistrationResponse, er
 		return resp, nil
 	case messages.TypeError:
 		st, _ := messages.ParseStatus(f.Payload)
-		return none, fmt.Errorf("%w: %s", ErrRefused, st.Text)
+		return none, refused(st)
 	default:
 		return none, fmt.Errorf("read registration response: %w: got %v", messages.ErrMalformed, f.Type)
 	}
+}
+
+// upgradeError describes the answer to an upgrade that did not open a link.
+func upgradeError(url string, resp *http.Response) *UpgradeError {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	return &UpgradeError{URL: url, Status: resp.Status, Code: resp.StatusCode, Body: string(body)}
 }
 
 func readFrame(ws *websocket.Conn) (messages.Frame, error) {

@@ -44,7 +44,7 @@ func TestDocsMatchTheBinariesFlags(t *testing.T) {
 	}
 
 	variables := map[string]bool{}
-	names := map[string]bool{"help": true}
+	names := map[string]bool{"help": true, "version": true}
 	for _, fs := range flags {
 		for name, variable := range fs {
 			variables[variable] = true

@@ -374,7 +374,8 @@ func TestProcessesNodeKilled(t *testing.T) {
 }
 
 // TestProcessesAllowKeys runs the proxy binary with --allow-keys: a key on
-// the list serves, another is refused and told why; after the file
+// the list serves, another is refused and told why (and, with
+// --retry-refused, keeps trying); after the file
 // changes and the proxy gets SIGHUP, the key taken off the list loses its
 // hostname and the key put on it registers.
 func TestProcessesAllowKeys(t *testing.T) {
@@ -406,7 +407,9 @@ func TestProcessesAllowKeys(t *testing.T) {
 	_, urlA := startProcess(t, "client a", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyA)
 	checkEcho(t, "the allowed key's tunnel", hc, urlA)
 
-	b := runProcess(t, "client b", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyB)
+	// --retry-refused: without it a refused client exits (see
+	// TestProcessesRefusedKeyExits); with it it waits to be listed.
+	b := runProcess(t, "client b", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyB, "--retry-refused")
 	waitFor(t, "client b to be told its key is not allowed", func() bool {
 		return strings.Contains(b.stderr.String(), "this key is not allowed on this proxy")
 	})

@@ -101,12 +101,16 @@ type Server struct {
 	stats    Stats
 	metrics  promMetrics
 	access   *slog.Logger
-	sub      bus.Subscription
+
+	joinMu sync.Mutex       // protects sub
+	sub    bus.Subscription // nil until the node has joined its bus
 
 	ctx    context.Context // ends when the server closes
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // every goroutine the server owns
 	drain  atomic.Bool
+	// requests counts visitor HTTP requests in flight (see inFlight).
+	requests atomic.Int64
 
 	mu      sync.RWMutex // protects tunnels
 	tunnels map[string]*tunnel
@@ -180,11 +184,7 @@ func New(cfg Config) (*Server, error) {
 	s.remote.init()
 	s.initMetrics()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	sub, err := cfg.Bus.Subscribe(cfg.Node, s.fromBus)
-	if err != nil {
-		return nil, fmt.Errorf("subscribe node %s: %w", cfg.Node, err)
-	}
-	s.sub = sub
+	s.join()
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -192,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 	}()
 	r := chi.NewRouter()
 	r.Get(ConnectPath, s.serveConnect)
-	r.Get(HealthPath, s.serveHealth)
+	s.healthRoutes(r)
 	r.Get(TLSAskPath, s.serveTLSAsk)
 	if !cfg.PrivateMetrics {
 		r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
@@ -205,7 +205,6 @@ func New(cfg Config) (*Server, error) {
 
 // Paths the apex host and OpsHandler serve.
 const (
-	HealthPath   = "/healthz"
 	MetricsPath  = metrics.Path
 	MetricsAlias = metrics.AliasPath // where metrics were first served
 )
@@ -214,7 +213,7 @@ const (
 // Host, for a listener on an internal address.
 func (s *Server) OpsHandler() http.Handler {
 	r := chi.NewRouter()
-	r.Get(HealthPath, s.serveHealth)
+	s.healthRoutes(r)
 	r.Method(http.MethodGet, MetricsPath, s.MetricsHandler())
 	r.Method(http.MethodGet, MetricsAlias, s.MetricsHandler())
 	r.Get(TLSAskPath, s.serveTLSAsk)
@@ -250,6 +249,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(v, r, host, ErrNotOurs)
 		return
 	}
+	defer s.inFlight(r)()
 	s.serveTunnel(v, r, label, host)
 }
 
@@ -291,15 +291,6 @@ func (s *Server) publicURL(host string) string {
 	return s.cfg.PublicScheme + "://" + net.JoinHostPort(host, port)
 }
 
-func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
-	if s.drain.Load() {
-		http.Error(w, "draining", http.StatusServiceUnavailable)
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	fmt.Fprintln(w, "ok")
-}
-
 func (s *Server) serveIndex(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	fmt.Fprintf(w, "keyhole proxy for *.%s\nclients connect to %s\n", s.cfg.Domain, ConnectPath)
@@ -337,7 +328,7 @@ func (s *Server) Drain(ctx context.Context) {
 func (s *Server) Close() error {
 	s.drain.Store(true)
 	s.cancel()
-	s.sub.Close()
+	s.leave()
 	s.wg.Wait()
 	return nil
 }

@@ -117,7 +117,7 @@ func TestDeadNodeRoutesExpire(t *testing.T) {
 // nothing restarted, and what was withdrawn meanwhile stays withdrawn.
 func TestRedisKilled(t *testing.T) {
 	srv := redistest.Start(t)
-	opts := redisreg.Options{Prefix: redistest.Prefix(t), TTL: 1500 * time.Millisecond, Renew: 300 * time.Millisecond}
+	opts := redisreg.Options{Prefix: redistest.Prefix(t)} // the defaults nodes run with
 	a := newRegistry(t, srv.NewClient(t), opts)
 	b := newRegistry(t, srv.NewClient(t), opts)
 	ctx := context.Background()

@@ -146,6 +146,8 @@ func New(cfg Config) (*Server, error) {
 		pending:  pending{max: cfg.MaxPending},
 		tunnels:  make(map[string]*tunnel),
 		upgrader: websocket.Upgrader{
+			// ReadBufferSize stays zero: the link's WebSocket reads
+			// from net/http's hijacked reader (see hijackTap).
 			WriteBufferSize: messages.MaxFrame + 16,
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true },

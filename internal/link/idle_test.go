@@ -17,7 +17,9 @@ func TestIdleLinkIsItsReader(t *testing.T) {
 	before := runtime.NumGoroutine()
 	c := New(srv, Options{PingInterval: time.Hour})
 	ended := make(chan error, 1)
-	go func() { ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil }) }()
+	go func() {
+		ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil })
+	}()
 	defer func() {
 		c.Close(nil)
 		<-ended
@@ -46,7 +48,9 @@ func TestIdlePing(t *testing.T) {
 	srv, cli := wsPair(t)
 	c := New(srv, Options{PingInterval: 300 * time.Millisecond})
 	ended := make(chan error, 1)
-	go func() { ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil }) }()
+	go func() {
+		ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil })
+	}()
 	defer func() {
 		c.Close(nil)
 		<-ended

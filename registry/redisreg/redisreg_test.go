@@ -220,3 +220,13 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestContractSharded runs the contract on a Cluster of three masters, so
+// leases, indexes and routes land on different nodes.
+func TestContractSharded(t *testing.T) {
+	c := redistest.StartSharded(t, 3)
+	registrytest.Run(t, func(t *testing.T) (registry.Registry, registry.Registry) {
+		opts := redisreg.Options{Prefix: redistest.Prefix(t)}
+		return newRegistry(t, c.NewClient(t), opts), newRegistry(t, c.NewClient(t), opts)
+	})
+}

@@ -4,7 +4,7 @@ BIN                 := $(CURDIR)/.bin
 STATICCHECK_VERSION := v0.8.2
 FUZZTIME            ?= 20s
 
-.PHONY: test fmt vet staticcheck deps race fuzz bench build
+.PHONY: test fmt vet staticcheck deps race fuzz bench build scale
 
 # The test command: formatting, vet, staticcheck, every test under the race
 # detector, then short fuzz runs of the frame and bus envelope decoders.
@@ -46,6 +46,11 @@ bench:
 		echo "bench: could not install wrk; the benchmark's own load generator runs the GETs"
 	$(GO) test -run '^$$' -bench . -benchmem ./messages ./internal/proxy
 	$(GO) run ./internal/bench
+
+# The scale run: 10,000 idle tunnels on one node, then on three nodes
+# sharing one redis-server (docs/SCALING.md); a few minutes.
+scale:
+	$(GO) run ./internal/scale
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/proxy ./cmd/client

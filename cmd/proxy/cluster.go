@@ -68,7 +68,11 @@ func cluster(o *options, cfg *proxy.Config, log *slog.Logger) (func(), error) {
 
 // redisOptions reads --redis: redis:// or rediss://, with addr=host:port
 // parameters for more Cluster nodes or master_name=NAME for Sentinel
-// (then the host and addr values are the sentinels).
+// (then the host and addr values are the sentinels, the URL's user and
+// password the master's, and sentinel_username and sentinel_password
+// the sentinels'). Every other option go-redis reads from a URL
+// (pool_size, dial_timeout, read_timeout, max_retries, ...) is honoured;
+// the proxy's own defaults fill only those the URL leaves out.
 func redisOptions(raw string) (*redis.UniversalOptions, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") {
@@ -76,25 +80,60 @@ func redisOptions(raw string) (*redis.UniversalOptions, error) {
 	}
 	q := u.Query()
 	extra, master := q["addr"], q.Get("master_name")
-	q.Del("addr")
-	q.Del("master_name")
+	sentinelUser, sentinelPass := q.Get("sentinel_username"), q.Get("sentinel_password")
+	for _, k := range []string{"addr", "master_name", "sentinel_username", "sentinel_password"} {
+		q.Del(k)
+	}
 	u.RawQuery = q.Encode()
 	o, err := redis.ParseURL(u.String())
 	if err != nil {
 		return nil, fmt.Errorf("--redis: %w", err)
 	}
+	given := func(name string) bool { return q.Has(name) }
+	if !given("dial_timeout") {
+		o.DialTimeout = time.Second
+	}
+	if !given("read_timeout") {
+		o.ReadTimeout = time.Second
+	}
+	if !given("write_timeout") {
+		o.WriteTimeout = time.Second
+	}
+	if !given("max_retries") {
+		o.MaxRetries = 1
+	}
+	if !given("pool_size") {
+		o.PoolSize = 64
+	}
 	return &redis.UniversalOptions{
-		Addrs:                 append([]string{o.Addr}, extra...),
-		MasterName:            master,
-		DB:                    o.DB,
-		Username:              o.Username,
-		Password:              o.Password,
-		TLSConfig:             o.TLSConfig,
-		DialTimeout:           time.Second,
-		ReadTimeout:           time.Second,
-		WriteTimeout:          time.Second,
+		Addrs:            append([]string{o.Addr}, extra...),
+		MasterName:       master,
+		SentinelUsername: sentinelUser,
+		SentinelPassword: sentinelPass,
+		DB:               o.DB,
+		Username:         o.Username,
+		Password:         o.Password,
+		TLSConfig:        o.TLSConfig,
+		Protocol:         o.Protocol,
+		ClientName:       o.ClientName,
+
+		DialTimeout:     o.DialTimeout,
+		ReadTimeout:     o.ReadTimeout,
+		WriteTimeout:    o.WriteTimeout,
+		MaxRetries:      o.MaxRetries,
+		MinRetryBackoff: o.MinRetryBackoff,
+		MaxRetryBackoff: o.MaxRetryBackoff,
+		PoolFIFO:        o.PoolFIFO,
+		PoolSize:        o.PoolSize,
+		PoolTimeout:     o.PoolTimeout,
+		MinIdleConns:    o.MinIdleConns,
+		MaxIdleConns:    o.MaxIdleConns,
+		MaxActiveConns:  o.MaxActiveConns,
+		ConnMaxIdleTime: o.ConnMaxIdleTime,
+		ConnMaxLifetime: o.ConnMaxLifetime,
+
+		// Calls are bounded by their contexts (the bus's and the
+		// registry's timeouts), whatever the socket timeouts.
 		ContextTimeoutEnabled: true,
-		MaxRetries:            1,
-		PoolSize:              64,
 	}, nil
 }

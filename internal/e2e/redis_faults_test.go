@@ -218,10 +218,10 @@ func TestRedisOutage(t *testing.T) {
 	srv.Restart()
 	restarted := time.Now()
 	var back answer
-	deadline := restarted.Add(15 * time.Second)
+	deadline := restarted.Add(10 * time.Second)
 	for back = ask(viaB, "GET", c.url+"/back", nil); back.code != http.StatusOK; back = ask(viaB, "GET", c.url+"/back", nil) {
 		if time.Now().After(deadline) {
-			t.Fatalf("cross-node HTTP not back within 15s of Redis restarting: last got %d (err %v)", back.code, back.err)
+			t.Fatalf("cross-node HTTP not back within 10s of Redis restarting: last got %d (err %v)", back.code, back.err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -236,7 +236,7 @@ func TestRedisOutage(t *testing.T) {
 			ws.Close()
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cross-node WebSocket not back within 15s of Redis restarting: %v", err)
+			t.Fatalf("cross-node WebSocket not back within 10s of Redis restarting: %v", err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

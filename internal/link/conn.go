@@ -14,6 +14,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,13 @@ type Options struct {
 	Limiter      *rate.Limiter // if set, paces the frames read from the peer
 	Logger       *slog.Logger
 	Client       bool // this end dialed: its messages are masked (RFC 6455)
+
+	// ReadAhead, if set, returns how many bytes the WebSocket has read
+	// from the socket but not yet returned (its bufio.Reader's Buffered).
+	// With it a reader with nothing to read waits for the socket
+	// directly, a few calls deep, rather than inside the WebSocket
+	// library: the stack of an idle link then shrinks to a few KiB.
+	ReadAhead func() int
 }
 
 // Handler receives each frame read from the peer, with ownership of the
@@ -64,8 +72,28 @@ type Conn struct {
 	pong      atomic.Pointer[Buffer]
 	last      chan lastFrame // at most one: the frame that says why the link ends
 
-	bufs net.Buffers // the writer's scratch
+	// The writer runs only while there is something to write, and a
+	// moment after: an idle link is its reader alone. writing is set by
+	// whoever starts it and cleared by the writer as it leaves.
+	writing atomic.Bool
+	ping    *time.Timer    // queues a Ping after PingInterval without writing
+	wmu     sync.Mutex     // protects started, stopped and the writers' Add
+	started bool           // Run has begun: frames queued before wait for it
+	stopped bool           // Run is waiting for the writer: start no other
+	writers sync.WaitGroup // the writer, while it runs
+
+	bufs  net.Buffers // the writer's scratch
+	batch []*Buffer   // the writer's scratch
+
+	raw      syscall.RawConn // nc's, to wait for it shallowly; nil if unusable
+	lastRead time.Time       // when the reader last had a frame; reader only
+	quiet    bool            // the gap before that frame was over quietGap; reader only
 }
+
+// quietGap is the pause between frames after which a reader waits for the
+// next one shallowly (ReadAhead): on a busy link frames follow closer, and
+// the reader goes straight to the WebSocket.
+const quietGap = 50 * time.Millisecond
 
 // New wraps an established WebSocket. Call Run to start it.
 func New(ws *websocket.Conn, opts Options) *Conn {
@@ -82,7 +110,13 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	ws.SetReadLimit(messages.MaxFrame)
+	var raw syscall.RawConn
+	if sc, ok := ws.NetConn().(syscall.Conn); ok && opts.ReadAhead != nil && canPeek {
+		raw, _ = sc.SyscallConn()
+	}
 	return &Conn{
+		raw:       raw,
+		quiet:     true, // a new link waits for its first frame shallowly
 		ws:        ws,
 		nc:        ws.NetConn(),
 		opts:      opts,
@@ -137,6 +171,7 @@ func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
 			freeAll(bs[i+1:])
 			return err
 		}
+		c.kick()
 	}
 	return nil
 }
@@ -160,6 +195,57 @@ func (c *Conn) enqueue(ctx context.Context, b *Buffer) error {
 	return fmt.Errorf("send: %w", c.err)
 }
 
+// writerLinger is how long a writer with nothing to write waits for more
+// before it leaves; a busy link keeps its writer.
+const writerLinger = 200 * time.Millisecond
+
+// kick makes sure a writer runs to send what was just queued.
+func (c *Conn) kick() {
+	if c.writing.Load() || !c.writing.CompareAndSwap(false, true) {
+		return
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if !c.started {
+		c.writing.Store(false) // Run kicks when it begins
+		return
+	}
+	if c.stopped {
+		return
+	}
+	c.writers.Add(1)
+	go func() {
+		defer c.writers.Done()
+		if err := c.write(); err != nil {
+			c.Close(err)
+		}
+	}()
+}
+
+// pending reports whether anything waits for the writer.
+func (c *Conn) pending() bool {
+	return len(c.queue) > 0 || len(c.last) > 0 || c.pong.Load() != nil
+}
+
+// leave clears writing unless something was queued meanwhile, in which
+// case the writer stays (or another one already took over). It reports
+// whether the writer leaves.
+func (c *Conn) leave() bool {
+	c.writing.Store(false)
+	if !c.pending() {
+		return true
+	}
+	return !c.writing.CompareAndSwap(false, true)
+}
+
+// pingDue queues a Ping: nothing was written for a whole interval.
+func (c *Conn) pingDue() {
+	if c.TrySend(Frame(messages.TypePing, 0, messages.ID{}, nil)) {
+		return
+	}
+	c.ping.Reset(c.opts.PingInterval) // full: the writer resets it once it writes
+}
+
 func freeAll(bs []*Buffer) {
 	for _, b := range bs {
 		b.Free()
@@ -177,6 +263,7 @@ func (c *Conn) TrySend(b *Buffer) bool {
 	}
 	select {
 	case c.queue <- b:
+		c.kick()
 		return true
 	default:
 	}
@@ -212,6 +299,7 @@ func (c *Conn) CloseWith(st messages.Status, err error) {
 	b := Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
 	select {
 	case c.last <- lastFrame{b: b, err: err}:
+		c.kick()
 		time.AfterFunc(lastWait, func() { c.Close(err) })
 	default: // a last frame is already on its way
 		b.Free()
@@ -223,21 +311,24 @@ func (c *Conn) CloseWith(st messages.Status, err error) {
 // done or Close is called. It starts the writer and waits for it before
 // returning the reason the link ended.
 func (c *Conn) Run(ctx context.Context, handle Handler) error {
-	// Links sit idle in their thousands: one goroutine each besides the
-	// reader, and no control frames from the WebSocket layer, which would
-	// race the writer (keyhole has its own Ping).
+	// Links sit idle in their thousands: the reader alone while nothing
+	// is written, and no control frames from the WebSocket layer, which
+	// would race the writer (keyhole has its own Ping).
 	c.ws.SetPingHandler(func(string) error { return nil })
 	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	stop := context.AfterFunc(ctx, func() { c.Close(ctx.Err()) })
 	defer stop()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		c.Close(c.write())
-	}()
+	c.wmu.Lock()
+	c.ping = time.AfterFunc(c.opts.PingInterval, c.pingDue)
+	c.started = true
+	c.wmu.Unlock()
+	c.kick() // for what was queued before Run
 	c.Close(c.read(ctx, handle))
-	wg.Wait()
+	c.wmu.Lock()
+	c.stopped = true
+	c.wmu.Unlock()
+	c.writers.Wait()
+	c.ping.Stop()
 	c.drain()
 	return c.err
 }
@@ -283,6 +374,14 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 // has nothing more. The WebSocket read limit refuses longer ones first.
 func (c *Conn) readFrame() (*Buffer, error) {
 	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+	if c.raw != nil {
+		if c.quiet && c.opts.ReadAhead() == 0 {
+			if err := c.raw.Read(peekReady); err != nil {
+				return nil, readError(err)
+			}
+		}
+		defer c.noteRead()
+	}
 	kind, r, err := c.ws.NextReader()
 	if err != nil {
 		return nil, readError(err)
@@ -307,6 +406,14 @@ func (c *Conn) readFrame() (*Buffer, error) {
 	}
 	b.B = buf[:n]
 	return b, nil
+}
+
+// noteRead records when the reader had a frame, and whether it came
+// after a quiet gap.
+func (c *Conn) noteRead() {
+	now := time.Now()
+	c.quiet = now.Sub(c.lastRead) > quietGap
+	c.lastRead = now
 }
 
 // atEnd checks that r, a message that has filled a whole buffer, has
@@ -350,6 +457,7 @@ func (c *Conn) refuseVersion(version byte, err error) {
 	b := Frame(messages.TypeError, 0, messages.ID{}, st.Append(nil))
 	select {
 	case c.last <- lastFrame{b: b, err: err}:
+		c.kick()
 	default: // CloseWith has sent its own
 		b.Free()
 	}
@@ -376,49 +484,67 @@ func (c *Conn) answerPing(f messages.Frame, b *Buffer) {
 	case c.writeWake <- struct{}{}:
 	default:
 	}
+	c.kick()
 }
 
+// write sends what is queued until there has been nothing to send for
+// writerLinger, or the link ends; it returns nil when it leaves idle.
 func (c *Conn) write() error {
-	idle := time.NewTimer(c.opts.PingInterval)
-	defer idle.Stop()
-	batch := make([]*Buffer, 0, maxBatch)
+	linger := time.NewTimer(writerLinger)
+	defer linger.Stop()
 	for {
-		batch = batch[:0]
-		select {
-		case b := <-c.queue:
-			batch = append(batch, b)
-			// Whatever else is waiting goes out in the same system call.
-			for len(batch) < maxBatch {
-				select {
-				case b := <-c.queue:
-					batch = append(batch, b)
-					continue
-				default:
-				}
-				break
+		batch, err := c.next(linger)
+		if batch == nil {
+			if err != nil || c.leave() {
+				return err
 			}
-		case <-c.writeWake:
-			b := c.pong.Swap(nil)
-			if b == nil {
-				continue
-			}
-			batch = append(batch, b)
-		case lf := <-c.last:
-			c.writeFrames([]*Buffer{lf.b})
-			lf.b.Free()
-			return lf.err
-		case <-idle.C: // nothing written for a whole interval
-			batch = append(batch, Frame(messages.TypePing, 0, messages.ID{}, nil))
-		case <-c.done:
-			return c.err
+			linger.Reset(writerLinger)
+			continue
 		}
-		err := c.writeFrames(batch)
+		err = c.writeFrames(batch)
 		freeAll(batch)
 		if err != nil {
 			return err
 		}
-		idle.Reset(c.opts.PingInterval)
+		c.ping.Reset(c.opts.PingInterval)
+		linger.Reset(writerLinger)
 	}
+}
+
+// next waits for frames to write and returns them; nil when linger fires
+// first, or when the link ends (then with why).
+func (c *Conn) next(linger *time.Timer) ([]*Buffer, error) {
+	batch := c.batch[:0]
+	select {
+	case b := <-c.queue:
+		batch = append(batch, b)
+		// Whatever else is waiting goes out in the same system call.
+		for len(batch) < maxBatch {
+			select {
+			case b := <-c.queue:
+				batch = append(batch, b)
+				continue
+			default:
+			}
+			break
+		}
+	case <-c.writeWake:
+		b := c.pong.Swap(nil)
+		if b == nil {
+			return c.next(linger)
+		}
+		batch = append(batch, b)
+	case lf := <-c.last:
+		c.writeFrames([]*Buffer{lf.b})
+		lf.b.Free()
+		return nil, lf.err
+	case <-linger.C:
+		return nil, nil
+	case <-c.done:
+		return nil, c.err
+	}
+	c.batch = batch
+	return batch, nil
 }
 
 // writeFrames writes frames as WebSocket messages in one system call. Only

@@ -31,7 +31,8 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if !s.admit(w, r) {
 		return
 	}
-	ws, err := s.upgrader.Upgrade(w, r, nil)
+	tap := &hijackTap{ResponseWriter: w}
+	ws, err := s.upgrader.Upgrade(tap, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
@@ -65,6 +66,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		Timeout:      s.cfg.LinkTimeout,
 		Limiter:      limiter.NewMessages(s.cfg.ClientRate),
 		Logger:       log,
+		ReadAhead:    tap.readAhead(),
 	})
 	// The link lives on in a goroutine of its own, with a small stack:
 	// this one grew verifying the signature, and idle links are many.
@@ -185,8 +187,18 @@ func refuse(ws *websocket.Conn, err error) {
 }
 
 // serveLink adds a registered link to its tunnel, answers the client, and
-// serves the link until it ends.
+// serves the link until it ends. Its own frame stays small, as the stack
+// of an idle link is this frame and the reader's below it.
 func (s *Server) serveLink(l *clientLink) {
+	if !s.linkUp(l) {
+		return
+	}
+	s.linkDown(l, l.conn.Run(s.ctx, l.handle))
+}
+
+// linkUp queues the registration answer, adds l to its tunnel and
+// announces the route; false if the link cannot start.
+func (s *Server) linkUp(l *clientLink) bool {
 	// The answer is queued before the link can be routed to, so it is the
 	// first frame the client reads after registering; it is written once
 	// the link runs, after the route is announced, so the client prints
@@ -201,7 +213,7 @@ func (s *Server) serveLink(l *clientLink) {
 	payload, _ := resp.Append(nil)
 	if !l.conn.TrySend(link.Frame(messages.TypeRegistrationResponse, 0, messages.ID{}, payload)) {
 		l.conn.Close(ErrProtocol)
-		return
+		return false
 	}
 	first, replaced := s.addLink(l)
 	if replaced != nil {
@@ -214,7 +226,8 @@ func (s *Server) serveLink(l *clientLink) {
 	}
 	if first {
 		if err := s.cfg.Registry.Announce(s.ctx, l.label, s.cfg.Node); err != nil {
-			// Same-node requests still work; the registry renews later.
+			// Same-node requests still work; the registry writes it at
+			// its next renewal.
 			l.log.Warn("announce route", "err", err)
 		}
 	}
@@ -224,9 +237,11 @@ func (s *Server) serveLink(l *clientLink) {
 	s.stats.LinksAccepted.Add(1)
 	s.stats.LinksActive.Add(1)
 	l.log.Info("link up", "url", resp.URL)
+	return true
+}
 
-	err := l.conn.Run(s.ctx, l.handle)
-
+// linkDown takes l out once its link has ended with err.
+func (s *Server) linkDown(l *clientLink, err error) {
 	s.stats.LinksActive.Add(-1)
 	s.countVersion(err)
 	s.unlink(l)

@@ -176,6 +176,8 @@ func New(cfg Config) (*Server, error) {
 		tunnels:     make(map[string]*tunnel),
 		blockedKeys: make(map[string]struct{}),
 		upgrader: websocket.Upgrader{
+			// ReadBufferSize stays zero: the link's WebSocket reads
+			// from net/http's hijacked reader (see hijackTap).
 			WriteBufferSize: messages.MaxFrame + 16,
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true },

@@ -113,3 +113,20 @@ func TestReplicatedClusterFailsOver(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+func TestSentinelWithPasswords(t *testing.T) {
+	s := StartSentinel(t, SentinelOptions{Password: "master-secret", SentinelPassword: "sentinel-secret"})
+	if _, err := commandAuth(s.Servers[0], "", "SET", "k", "v"); err == nil {
+		t.Fatal("SET without the password: got nil error, want NOAUTH")
+	}
+	if _, err := commandAuth(s.Sentinel, "", "SENTINEL", "MASTERS"); err == nil {
+		t.Fatal("SENTINEL MASTERS without the sentinel password: got nil error, want NOAUTH")
+	}
+	first := s.Master()
+	if first != s.Servers[0] {
+		t.Fatalf("master: got %s, want %s", first, s.Servers[0])
+	}
+	if got := s.Failover(); got != s.Servers[1] {
+		t.Fatalf("after failover: got master %s, want the replica %s", got, s.Servers[1])
+	}
+}

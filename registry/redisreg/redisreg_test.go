@@ -117,7 +117,7 @@ func TestDeadNodeRoutesExpire(t *testing.T) {
 // nothing restarted, and what was withdrawn meanwhile stays withdrawn.
 func TestRedisKilled(t *testing.T) {
 	srv := redistest.Start(t)
-	opts := redisreg.Options{Prefix: redistest.Prefix(t), TTL: 1500 * time.Millisecond, Renew: 300 * time.Millisecond}
+	opts := redisreg.Options{Prefix: redistest.Prefix(t)} // the defaults nodes run with
 	a := newRegistry(t, srv.NewClient(t), opts)
 	b := newRegistry(t, srv.NewClient(t), opts)
 	ctx := context.Background()
@@ -219,4 +219,14 @@ func waitFor(t *testing.T, limit time.Duration, what string, ok func() bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// TestContractSharded runs the contract on a Cluster of three masters, so
+// leases, indexes and routes land on different nodes.
+func TestContractSharded(t *testing.T) {
+	c := redistest.StartSharded(t, 3)
+	registrytest.Run(t, func(t *testing.T) (registry.Registry, registry.Registry) {
+		opts := redisreg.Options{Prefix: redistest.Prefix(t)}
+		return newRegistry(t, c.NewClient(t), opts), newRegistry(t, c.NewClient(t), opts)
+	})
 }

@@ -9,11 +9,13 @@ import (
 // Stats counts what a Registry did since New.
 type Stats struct {
 	Renewals       uint64 // renewal rounds run
-	RenewErrors    uint64 // renewal rounds that failed; their routes lapse after TTL unless a later one succeeds
+	RenewErrors    uint64 // renewal rounds that failed; the leases lapse after TTL unless a later one succeeds
+	Rewrites       uint64 // leases taken again (lost, or after a failed write) with every route written again
 	AnnounceErrors uint64 // announcements kept in memory but not written at once
-	WithdrawErrors uint64 // withdrawals forgotten but not removed at once; they expire after TTL
+	WithdrawErrors uint64 // withdrawals forgotten but not removed at once; void after the next renewal
 	LookupErrors   uint64 // lookups that failed: Redis down, timed out, refused
-	ExpiredSeen    uint64 // expired entries of dead nodes that lookups skipped and removed
+	ExpiredSeen    uint64 // routes of dead nodes that lookups skipped and removed
+	Swept          uint64 // routes of dead nodes removed by the sweep
 }
 
 // Counters lists the Stats for metrics.
@@ -33,17 +35,20 @@ var _ registry.Counted = (*Registry)(nil)
 
 // counters are the live, atomically updated Stats.
 type counters struct {
-	renewals, renewErrors, announceErrors     atomic.Uint64
-	withdrawErrors, lookupErrors, expiredSeen atomic.Uint64
+	renewals, renewErrors, rewrites, announceErrors atomic.Uint64
+	withdrawErrors, lookupErrors, expiredSeen       atomic.Uint64
+	swept                                           atomic.Uint64
 }
 
 func (c *counters) snapshot() Stats {
 	return Stats{
 		Renewals:       c.renewals.Load(),
 		RenewErrors:    c.renewErrors.Load(),
+		Rewrites:       c.rewrites.Load(),
 		AnnounceErrors: c.announceErrors.Load(),
 		WithdrawErrors: c.withdrawErrors.Load(),
 		LookupErrors:   c.lookupErrors.Load(),
 		ExpiredSeen:    c.expiredSeen.Load(),
+		Swept:          c.swept.Load(),
 	}
 }

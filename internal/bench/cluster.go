@@ -24,6 +24,7 @@ const (
 func startCluster(ctx context.Context, s setup) (*env, error) {
 	e := &env{backend: s.be}
 	rd, redisAddr, err := startRedis(ctx, s)
+	e.redis = redisAddr
 	if err != nil {
 		return e, err
 	}

@@ -8,8 +8,10 @@ import (
 )
 
 const (
-	reuseCeiling = 3.0  // new backend connections per 1,000 tunnel requests
-	rssCeiling   = 40.0 // KiB of proxy memory per idle tunnel
+	reuseCeiling  = 3.0  // new backend connections per 1,000 tunnel requests
+	rssCeiling    = 40.0 // KiB of proxy memory per idle tunnel
+	growthCeiling = 64.0 // MiB a proxy or client may grow by during a transfer
+	omemCeiling   = 8.0  // MiB Redis may hold for one client during a transfer
 )
 
 // floor is one line of the verdict.
@@ -71,6 +73,9 @@ func (sc scenario) floors(suite string, watched []string, routes []route, result
 			continue
 		}
 		fs = append(fs, sc.tunnelFloors(at+" "+rt.name, watched, res)...)
+		if sc.kind() == kindTransfer {
+			fs = append(fs, memoryFloors(at+" "+rt.name, watched, res)...)
+		}
 	}
 	return fs
 }
@@ -165,4 +170,22 @@ func (f floor) write(w io.Writer) {
 		fmt.Fprintf(w, "  %s", oneLine(strings.TrimSpace(f.fail)))
 	}
 	fmt.Fprintln(w)
+}
+
+// memoryFloors bound what a transfer made the proxies and the client
+// grow by, and what Redis held for one of its clients, whatever the size
+// of the body: credit keeps each within a window or two.
+func memoryFloors(at string, watched []string, res result) []floor {
+	var fs []floor
+	for i, name := range watched {
+		if i < len(res.growth) && (strings.HasPrefix(name, "proxy") || strings.HasPrefix(name, "client")) {
+			fs = append(fs, floor{what: fmt.Sprintf("%s %s peak RSS growth, MiB", at, name),
+				got: float64(res.growth[i]) / 1024, limit: growthCeiling, atMost: true, fail: res.fail})
+		}
+	}
+	if res.omem >= 0 {
+		fs = append(fs, floor{what: at + " redis client output buffer (omem), MiB",
+			got: float64(res.omem) / (1 << 20), limit: omemCeiling, atMost: true, fail: res.fail})
+	}
+	return fs
 }

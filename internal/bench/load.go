@@ -37,6 +37,7 @@ type result struct {
 	bytes   int64         // that a transfer carried
 	elapsed time.Duration // of a transfer
 	growth  []int64       // KiB each watched process grew by during a transfer, at its peak
+	omem    int64         // the most bytes Redis held in one client's output buffer meanwhile; -1 with no Redis
 
 	cost // of the processes under test and of the load generator, filled in by the runner
 }

@@ -71,15 +71,17 @@ func (r *runner) loop(ctx context.Context, s loadSpec) (result, error) {
 func (r *runner) once(ctx context.Context, s loadSpec) (result, error) {
 	start := r.e.sample()
 	peaks := watchPeaks(r.e.pids())
+	omem := watchOutputBuffers(r.e.redis)
 	lr, cpu, err := r.load(ctx, s, nil)
 	growth := peaks.stop()
+	maxOmem := omem.stop()
 	end := r.e.sample()
 	if err != nil {
 		return result{}, err
 	}
 	res := lr.result()
 	res.cost = costOf(start, start, end).withLoad(cpu)
-	res.growth = growth
+	res.growth, res.omem = growth, maxOmem
 	return res, nil
 }
 

@@ -69,6 +69,7 @@ type options struct {
 	wrk       string // wrk binary for the GETs; "" or not found: the benchmark's own generator
 
 	redisServer string // the redis-server binary for the two-node suites
+	transfer    int64  // bytes of each large transfer
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -85,12 +86,14 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server `binary` for the two-node suites")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk `binary` for the HTTP GETs; empty or not installed: the benchmark's own load generator")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, logs)")
+	fs.Int64Var(&o.transfer, "transfer-mib", large>>20, "size in `MiB` of each large download and upload (the nocap suites)")
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if o.timing.measure <= 0 || o.timing.warmup < 0 || o.tunnels < 0 {
-		return nil, errors.New("-duration must be positive, -warmup and -tunnels not negative")
+	if o.timing.measure <= 0 || o.timing.warmup < 0 || o.tunnels < 0 || o.transfer <= 0 {
+		return nil, errors.New("-duration and -transfer-mib must be positive, -warmup and -tunnels not negative")
 	}
+	o.transfer <<= 20
 	re, err := regexp.Compile(only)
 	if err != nil {
 		return nil, fmt.Errorf("-run: %w", err)
@@ -179,6 +182,7 @@ func run(ctx context.Context, o *options, stdout, stderr io.Writer) error {
 	}
 	for i := range suites {
 		su := &suites[i]
+		su.sizeTransfers(o.transfer)
 		scs := su.selected(o.only)
 		if len(scs) == 0 {
 			continue

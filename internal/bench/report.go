@@ -210,12 +210,15 @@ func (sr *suiteReport) writeTransfers(w io.Writer, outs []outcome) {
 	for _, n := range sr.watched {
 		fmt.Fprintf(w, " %7s", n)
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, " %10s\n", "redis omem")
 	for _, o := range outs {
 		for i, res := range o.results {
 			fmt.Fprintf(w, "%-18s %-6s", nameOnce(o, i), sr.routes[i].name)
 			for _, g := range res.growth {
 				fmt.Fprintf(w, " %7.1f", float64(g)/1024)
+			}
+			if res.omem >= 0 {
+				fmt.Fprintf(w, " %10.2f", float64(res.omem)/(1<<20))
 			}
 			fmt.Fprintln(w)
 		}

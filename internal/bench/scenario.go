@@ -200,6 +200,7 @@ type env struct {
 	proxies []node    // whose counters the report gives
 	procs   []*proc   // to stop when the suite is done, in this order
 	watched []watched // processes whose CPU time the runs report
+	redis   string    // host:port of the suite's redis-server, or ""
 }
 
 // node is a proxy process and its host:port.

@@ -6,9 +6,25 @@ import (
 	"time"
 )
 
-// transferTimeout bounds one large transfer: at 256 MiB, anything slower
-// than about 13 MiB/s fails, far below any floor.
+// transferTimeout bounds one large transfer of 256 MiB, and others in
+// proportion: anything slower than about 13 MiB/s fails, far below any
+// floor.
 const transferTimeout = 20 * time.Second
+
+// timeout bounds the transfer.
+func (t transfer) timeout() time.Duration {
+	return max(transferTimeout, transferTimeout*time.Duration(t.size/(256<<20)))
+}
+
+// sizeTransfers sets the size of the suite's transfers.
+func (su *suite) sizeTransfers(size int64) {
+	for i, sc := range su.scenarios {
+		if t, ok := sc.workload.(transfer); ok {
+			t.size = size
+			su.scenarios[i].workload = t
+		}
+	}
+}
 
 // transfer is one large body, downloaded from the backend or uploaded to
 // it, checked to the byte by its SHA-256. Its rate is MiB/s, and its CPU
@@ -29,7 +45,7 @@ func (t transfer) kind() kind { return kindTransfer }
 
 func (t transfer) run(ctx context.Context, r *runner, rt route) (result, error) {
 	s := loadSpec{Kind: "download", URL: fmt.Sprintf("%s%s?n=%d", rt.base, blobPath, t.size),
-		Dial: rt.dial, Size: t.size, Sum: r.sum(t.size), Timeout: transferTimeout}
+		Dial: rt.dial, Size: t.size, Sum: r.sum(t.size), Timeout: t.timeout()}
 	if t.up {
 		s.Kind, s.URL = "upload", rt.base+sinkPath
 	}

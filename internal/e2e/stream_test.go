@@ -293,3 +293,44 @@ func TestStreamUploadTheServiceDropsFailsFast(t *testing.T) {
 		})
 	}
 }
+
+// Many uploads at once through one link, entering on the node that does
+// not hold it: each stream stays within its credit, and together they
+// never overflow the link's queue on the node that holds it.
+func TestStreamConcurrentUploadsAcrossNodes(t *testing.T) {
+	const uploads, size = 24, 4 << 20
+	want := patternSum(size)
+	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
+		h := sha256.New()
+		n, err := io.Copy(h, r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+	})
+	rt := routes[1]
+	errs := make(chan error, uploads)
+	for range uploads {
+		go func() {
+			req, _ := http.NewRequest("POST", rt.url+"/", &pattern{n: size})
+			req.ContentLength = size
+			resp, err := rt.hc.Do(req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if wantBody := fmt.Sprintf("%d %x", size, want); resp.StatusCode != 200 || string(got) != wantBody {
+				err = fmt.Errorf("got %d %q, want 200 %q", resp.StatusCode, got, wantBody)
+			}
+			errs <- err
+		}()
+	}
+	for range uploads {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}

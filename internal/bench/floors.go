@@ -11,6 +11,7 @@ const (
 	reuseCeiling  = 3.0  // new backend connections per 1,000 tunnel requests
 	rssCeiling    = 40.0 // KiB of proxy memory per idle tunnel
 	growthCeiling = 64.0 // MiB a proxy or client may grow by during a transfer
+	besideFloor   = 0.8  // of a download's rate kept beside a slow visitor
 	omemCeiling   = 8.0  // MiB Redis may hold for one client during a transfer
 )
 
@@ -49,6 +50,39 @@ func (sr *suiteReport) floors() []floor {
 	}
 	for _, o := range sr.outcomes {
 		fs = append(fs, o.floors(sr.name, sr.watched, sr.routes, o.results)...)
+	}
+	return append(fs, sr.besideFloors()...)
+}
+
+// besideFloors compare, route by route, a download beside a slow visitor
+// with the same download alone: a slow reader holds back only its own
+// stream.
+func (sr *suiteReport) besideFloors() []floor {
+	var alone, beside *outcome
+	for i := range sr.outcomes {
+		if t, ok := sr.outcomes[i].workload.(transfer); ok && !t.up {
+			if t.beside {
+				beside = &sr.outcomes[i]
+			} else {
+				alone = &sr.outcomes[i]
+			}
+		}
+	}
+	if alone == nil || beside == nil {
+		return nil
+	}
+	var fs []floor
+	for i, rt := range sr.routes {
+		if !rt.tunnel || i >= len(alone.results) || i >= len(beside.results) {
+			continue
+		}
+		a, b := alone.results[i], beside.results[i]
+		f := floor{what: fmt.Sprintf("%s/%s %s beside/alone MiB/s, both complete and byte-exact", sr.name, beside.name(), rt.name),
+			limit: besideFloor, fail: firstFail("alone", a, "beside", b)}
+		if f.fail == "" {
+			f.got = b.perSec / a.perSec
+		}
+		fs = append(fs, f)
 	}
 	return fs
 }

@@ -23,6 +23,14 @@ type loadSpec struct {
 	Warmup  time.Duration `json:"warmup,omitempty"`  // of a loop, unmeasured
 	Measure time.Duration `json:"measure,omitempty"` // of a loop
 	Timeout time.Duration `json:"timeout,omitempty"` // bounds a transfer or an event stream
+
+	// A download beside a slow one: SlowURL is read at SlowRate bytes a
+	// second on a connection of its own from just before the download
+	// to its own end, and must carry SlowSize bytes of SHA-256 SlowSum.
+	SlowURL  string `json:"slow_url,omitempty"`
+	SlowSize int64  `json:"slow_size,omitempty"`
+	SlowSum  string `json:"slow_sum,omitempty"`
+	SlowRate int64  `json:"slow_rate,omitempty"`
 }
 
 // loadResult is what a load generator measured.
@@ -55,6 +63,7 @@ var loadKinds = map[string]func(ctx context.Context, s loadSpec, out *json.Encod
 	"get":      loopOf(getLoop),
 	"ws":       loopOf(echoLoop),
 	"download": onceOf(download),
+	"beside":   onceOf(downloadBesideSlow),
 	"upload":   onceOf(upload),
 	"sse":      onceOf(readEvents),
 }

@@ -108,6 +108,7 @@ var suites = []suite{
 		start:     startTunnel,
 		scenarios: []scenario{
 			{workload: transfer{size: large}, floor: 0.25},
+			{workload: transfer{size: large, beside: true}},
 			{workload: transfer{up: true, size: large}, floor: 0.25},
 		},
 	},
@@ -120,6 +121,7 @@ var suites = []suite{
 		start:     startCluster,
 		scenarios: []scenario{
 			{workload: transfer{size: large}, floor: 0.25},
+			{workload: transfer{size: large, beside: true}},
 			{workload: transfer{up: true, size: large}, floor: 0.25},
 		},
 	},

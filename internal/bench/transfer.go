@@ -30,13 +30,23 @@ func (su *suite) sizeTransfers(size int64) {
 // it, checked to the byte by its SHA-256. Its rate is MiB/s, and its CPU
 // columns count per MiB.
 type transfer struct {
-	up   bool
-	size int64
+	up     bool
+	size   int64
+	beside bool // a visitor reads another body at slowRate on the same tunnel meanwhile
 }
 
+// A slow visitor beside a transfer reads slowSize bytes at slowRate.
+const (
+	slowSize = 4 << 20
+	slowRate = 1 << 20
+)
+
 func (t transfer) name() string {
-	if t.up {
+	switch {
+	case t.up:
 		return "upload " + sizeName(int(t.size))
+	case t.beside:
+		return "download " + sizeName(int(t.size)) + " + slow"
 	}
 	return "download " + sizeName(int(t.size))
 }
@@ -46,8 +56,14 @@ func (t transfer) kind() kind { return kindTransfer }
 func (t transfer) run(ctx context.Context, r *runner, rt route) (result, error) {
 	s := loadSpec{Kind: "download", URL: fmt.Sprintf("%s%s?n=%d", rt.base, blobPath, t.size),
 		Dial: rt.dial, Size: t.size, Sum: r.sum(t.size), Timeout: t.timeout()}
-	if t.up {
+	switch {
+	case t.up:
 		s.Kind, s.URL = "upload", rt.base+sinkPath
+	case t.beside:
+		s.Kind = "beside"
+		s.SlowURL = fmt.Sprintf("%s%s?n=%d", rt.base, blobPath, slowSize)
+		s.SlowSize, s.SlowSum, s.SlowRate = slowSize, r.sum(slowSize), slowRate
+		s.Timeout = max(s.Timeout, 2*slowSize/slowRate*time.Second)
 	}
 	res, err := r.once(ctx, s)
 	if err != nil {

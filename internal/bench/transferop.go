@@ -52,6 +52,57 @@ func download(ctx context.Context, s loadSpec) loadResult {
 	return res
 }
 
+// downloadBesideSlow downloads as download does while a slow visitor
+// reads another body on the same tunnel; it fails if the slow one does
+// not arrive whole.
+func downloadBesideSlow(ctx context.Context, s loadSpec) loadResult {
+	slow := make(chan string, 1)
+	go func() { slow <- slowDownload(ctx, s) }()
+	time.Sleep(200 * time.Millisecond) // the slow one holds its stream
+	res := download(ctx, s)
+	if fail := <-slow; fail != "" && res.Fail == "" {
+		res.Fail = "the slow download beside it: " + fail
+	}
+	return res
+}
+
+// slowDownload reads s.SlowURL at s.SlowRate and checks what arrived.
+func slowDownload(ctx context.Context, s loadSpec) string {
+	hc, done := onceClient(s.Dial)
+	defer done()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.SlowURL, nil)
+	if err != nil {
+		return err.Error()
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return reqErr(err)
+	}
+	defer resp.Body.Close()
+	h := sha256.New()
+	start := time.Now()
+	buf := make([]byte, 16<<10)
+	var n int64
+	for {
+		if ahead := time.Duration(n)*time.Second/time.Duration(s.SlowRate) - time.Since(start); ahead > 0 {
+			time.Sleep(ahead)
+		}
+		k, err := resp.Body.Read(buf)
+		h.Write(buf[:k])
+		n += int64(k)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Sprintf("cut off after %d of %d bytes: %v", n, s.SlowSize, err)
+		}
+	}
+	if n != s.SlowSize || hex.EncodeToString(h.Sum(nil)) != s.SlowSum {
+		return fmt.Sprintf("%d bytes arrived, want %d byte-exact", n, s.SlowSize)
+	}
+	return ""
+}
+
 // upload POSTs the pattern to the spec's URL, the backend's sink, and
 // checks the length and SHA-256 the sink answers.
 func upload(ctx context.Context, s loadSpec) loadResult {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -44,9 +45,15 @@ func (r *Registry) markStale(node string) {
 // its own, before any route under epoch is written: a Lookup that sees a
 // route also sees its lease, even on a Cluster, where the commands of one
 // pipeline to different slots are not ordered.
-func (r *Registry) takeLease(ctx context.Context, node, epoch string) error {
+//
+// While a node writes its routes again under a new epoch, its lease holds
+// the old one too, "new old": a Lookup meanwhile still finds the routes of
+// the old epoch valid, so nobody sees the tunnel gone and removes the
+// route, before the new one is written.
+func (r *Registry) takeLease(ctx context.Context, node, epoch string, also ...string) error {
+	value := strings.Join(append([]string{epoch}, also...), " ")
 	_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, r.keys.lease(node), epoch, r.opts.TTL)
+		p.Set(ctx, r.keys.lease(node), value, r.opts.TTL)
 		p.HSet(ctx, r.keys.nodes(), node, epoch)
 		return nil
 	})
@@ -146,7 +153,7 @@ func (r *Registry) rewrite(node string) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), r.opts.Timeout+time.Duration(len(own)/writeBatch)*r.opts.Timeout)
 	defer cancel()
-	if err := r.takeLease(ctx, node, epoch); err != nil {
+	if err := r.takeLease(ctx, node, epoch, old); err != nil {
 		return fmt.Errorf("take lease: %w", err)
 	}
 	r.mu.Lock()
@@ -167,6 +174,10 @@ func (r *Registry) rewrite(node string) error {
 		}
 	}
 	r.forgetEpoch(ctx, node, old)
+	if err := r.takeLease(ctx, node, epoch); err != nil {
+		r.markStale(node)
+		return fmt.Errorf("take lease: %w", err)
+	}
 	return nil
 }
 

@@ -173,3 +173,36 @@ func TestClusterSlots(t *testing.T) {
 		t.Errorf("50 route keys: got %d slots, want them spread", len(routeSlots))
 	}
 }
+
+// TestRewriteKeepsRoutesVisible: while a node writes its routes again
+// under a new epoch (after a failed write, as during a failover), every
+// lookup still finds them.
+func TestRewriteKeepsRoutesVisible(t *testing.T) {
+	srv := redistest.Start(t)
+	opts := redisreg.Options{Prefix: redistest.Prefix(t), TTL: 2 * time.Second, Renew: 50 * time.Millisecond}
+	a := newRegistry(t, srv.NewClient(t), opts)
+	b := newRegistry(t, srv.NewClient(t), opts)
+	labels := make([]string, 600)
+	for i := range labels {
+		labels[i] = fmt.Sprintf("label-%d", i)
+		announce(t, a, labels[i], "node-a")
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	var lookups, missing int
+	for i := 0; time.Now().Before(deadline); i++ {
+		if i%20 == 0 {
+			a.MarkStale("node-a")
+		}
+		got, err := b.Lookup(context.Background(), labels[i%len(labels)])
+		if err != nil {
+			t.Fatal(err)
+		}
+		lookups++
+		if len(got) != 1 {
+			missing++
+		}
+	}
+	if st := a.Stats(); st.Rewrites < 2 || missing > 0 {
+		t.Errorf("%d of %d lookups found no route during %d rewrites, want none", missing, lookups, st.Rewrites)
+	}
+}

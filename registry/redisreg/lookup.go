@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -99,7 +100,7 @@ func (c *leaseCache) fresh(node, epoch string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[node]
-	return ok && e.epoch == epoch && time.Since(e.at) < c.ttl
+	return ok && leaseHolds(e.epoch, epoch) && time.Since(e.at) < c.ttl
 }
 
 // holds reports whether node's lease, as last read, holds epoch.
@@ -107,7 +108,21 @@ func (c *leaseCache) holds(node, epoch string) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.m[node]
-	return ok && epoch != "" && e.epoch == epoch
+	return ok && leaseHolds(e.epoch, epoch)
+}
+
+// leaseHolds reports whether a lease's value, one epoch or, while its
+// node writes its routes again, "new old", holds epoch.
+func leaseHolds(value, epoch string) bool {
+	if epoch == "" {
+		return false
+	}
+	for e := range strings.FieldsSeq(value) {
+		if e == epoch {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *leaseCache) put(node, epoch string, at time.Time) {

@@ -58,7 +58,7 @@ func (r *Registry) deadNodes(ctx context.Context, nodes map[string]string) (map[
 	}
 	dead := make(map[string]string)
 	for n, c := range cmds {
-		if c.Val() != nodes[n] {
+		if !leaseHolds(c.Val(), nodes[n]) {
 			dead[n] = nodes[n]
 		}
 	}

@@ -16,24 +16,48 @@ type entry struct {
 	replayOf  uint64 // the entry this one replays; 0: a visitor's request
 	start     time.Time
 	method    string
-	uri       string   // path and query, as sent to the service
-	url       *url.URL // the whole URL toward the service, for replays
-	host      string   // the Host sent to the service
-	visitor   string   // first address of X-Forwarded-For
-	reqHeader http.Header
-	reqLength int64 // declared; -1 unknown
-	websocket bool
+	url       url.URL // toward the service; a copy, as the caller may reuse its own
+	host      string  // the Host sent to the service
+	visitor   string  // first address of X-Forwarded-For
+	reqHeader http.Header // the request's own, not a copy; see Transport
+	reqLength int64       // declared; -1 unknown
+	ws        *wsMessages // a WebSocket's; nil for a request
 
-	mu         sync.Mutex // protects all below
+	mu         sync.Mutex // protects all below, and ws's fields
 	status     int        // 0 until the service answered
-	respHeader http.Header
+	respHeader headers
 	respLength int64 // declared; -1 unknown
 	reqBody    capture
 	respBody   capture
 	took       time.Duration // until the answer's body ended
 	done       bool
 	err        string
-	msgs       messageRing // a WebSocket's
+
+	// The bodies' tees, kept here to spare an allocation each.
+	reqTee  requestTee
+	respTee responseTee
+}
+
+// headers is a copy of a header, as name, value, name, value…: one
+// allocation, where a cloned http.Header takes a map.
+type headers []string
+
+func flatten(h http.Header) headers {
+	out := make(headers, 0, 2*len(h)) // most fields have one value
+	for k, vs := range h {
+		for _, v := range vs {
+			out = append(out, k, v)
+		}
+	}
+	return out
+}
+
+func (hs headers) header() http.Header {
+	h := make(http.Header, len(hs)/2)
+	for i := 0; i+1 < len(hs); i += 2 {
+		h[hs[i]] = append(h[hs[i]], hs[i+1])
+	}
+	return h
 }
 
 // capture keeps the first max bytes of a body and counts them all.
@@ -42,11 +66,18 @@ type capture struct {
 	size int64
 }
 
-func (c *capture) add(p []byte, max int) {
+// add counts p and keeps what fits under max. The first piece of a body
+// of known length makes room for all of it that will be kept.
+func (c *capture) add(p []byte, max int, length int64) {
 	c.size += int64(len(p))
-	if room := max - len(c.buf); room > 0 {
-		c.buf = append(c.buf, p[:min(room, len(p))]...)
+	room := max - len(c.buf)
+	if room <= 0 {
+		return
 	}
+	if c.buf == nil && length > int64(len(p)) {
+		c.buf = make([]byte, 0, min(length, int64(max)))
+	}
+	c.buf = append(c.buf, p[:min(room, len(p))]...)
 }
 
 // snapshot returns what was kept so far. The bytes it returns are never
@@ -62,11 +93,10 @@ func newEntry(t *tunnel, req *http.Request, replayOf uint64) *entry {
 		replayOf:   replayOf,
 		start:      time.Now(),
 		method:     req.Method,
-		uri:        req.URL.RequestURI(),
-		url:        req.URL,
+		url:        *req.URL,
 		host:       req.Host,
 		visitor:    visitorOf(req.Header),
-		reqHeader:  req.Header.Clone(),
+		reqHeader:  req.Header,
 		reqLength:  req.ContentLength,
 		respLength: -1,
 	}
@@ -85,7 +115,7 @@ func visitorOf(h http.Header) string {
 
 // respond records the head of the service's answer.
 func (e *entry) respond(resp *http.Response) {
-	h := resp.Header.Clone() // the client strips hop-by-hop fields from resp.Header afterwards
+	h := flatten(resp.Header) // the client strips hop-by-hop fields from resp.Header afterwards
 	e.mu.Lock()
 	e.status, e.respHeader, e.respLength = resp.StatusCode, h, resp.ContentLength
 	e.mu.Unlock()

@@ -44,7 +44,7 @@ func (in *Inspector) Replay(ctx context.Context, id uint64, edits *Edits) (*entr
 	if e == nil {
 		return nil, errUnknown
 	}
-	if e.websocket {
+	if e.ws != nil {
 		return nil, errWebSocket
 	}
 	in.mu.Lock()
@@ -78,7 +78,7 @@ func (e *entry) replayRequest(ctx context.Context, edits *Edits) (*http.Request,
 	if edits.Method != nil {
 		method = strings.TrimSpace(*edits.Method)
 	}
-	u := *e.url
+	u := e.url
 	if edits.Path != nil {
 		ref, err := url.ParseRequestURI(*edits.Path)
 		if err != nil || ref.Host != "" || !strings.HasPrefix(*edits.Path, "/") {

@@ -34,7 +34,7 @@ func TestRingKeepsTheLatest(t *testing.T) {
 func TestCaptureKeepsTheCapAndCountsAll(t *testing.T) {
 	var c capture
 	for _, p := range []string{"hello ", "world, ", "and more"} {
-		c.add([]byte(p), 10)
+		c.add([]byte(p), 10, -1)
 	}
 	if string(c.buf) != "hello worl" || c.size != 21 {
 		t.Errorf("got %q of %d bytes, want %q of 21", c.buf, c.size, "hello worl")

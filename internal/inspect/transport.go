@@ -11,6 +11,12 @@ import (
 // tunnel's name. Bodies are teed as they pass: each read goes on at once,
 // and only the first BodyCap bytes of each body are copied aside.
 // Replays of the tunnel's requests go through next again.
+//
+// A request's header is kept as it is, not copied, to keep the cost per
+// request small: the caller must not change it once the request is sent
+// (keyhole's client builds a header per request and never does). The
+// answer's header is copied, since the client strips hop-by-hop fields
+// from it.
 func (in *Inspector) Transport(tunnel string, next http.RoundTripper) http.RoundTripper {
 	t := in.tunnel(tunnel)
 	in.mu.Lock()
@@ -40,7 +46,8 @@ func (tr *transport) roundTrip(req *http.Request, replayOf uint64) (*http.Respon
 	if req.Body != nil && req.Body != http.NoBody {
 		out = new(http.Request)
 		*out = *req // a RoundTripper must not change the caller's request
-		out.Body = &requestTee{ReadCloser: req.Body, e: e, max: in.opts.BodyCap}
+		e.reqTee = requestTee{ReadCloser: req.Body, e: e, max: in.opts.BodyCap}
+		out.Body = &e.reqTee
 	}
 	resp, err := tr.next.RoundTrip(out)
 	if err != nil {
@@ -57,7 +64,8 @@ func (tr *transport) roundTrip(req *http.Request, replayOf uint64) (*http.Respon
 		e.finish("")
 		return resp, e, nil
 	}
-	resp.Body = &responseTee{ReadCloser: resp.Body, e: e, in: in}
+	e.respTee = responseTee{ReadCloser: resp.Body, e: e, in: in}
+	resp.Body = &e.respTee
 	return resp, e, nil
 }
 
@@ -73,7 +81,7 @@ func (t *requestTee) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if n > 0 {
 		t.e.mu.Lock()
-		t.e.reqBody.add(p[:n], t.max)
+		t.e.reqBody.add(p[:n], t.max, t.e.reqLength)
 		t.e.mu.Unlock()
 	}
 	return n, err
@@ -91,7 +99,7 @@ func (t *responseTee) Read(p []byte) (int, error) {
 	n, err := t.ReadCloser.Read(p)
 	if n > 0 {
 		t.e.mu.Lock()
-		t.e.respBody.add(p[:n], t.in.opts.BodyCap)
+		t.e.respBody.add(p[:n], t.in.opts.BodyCap, t.e.respLength)
 		t.e.mu.Unlock()
 	}
 	switch {

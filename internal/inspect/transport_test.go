@@ -288,3 +288,39 @@ func BenchmarkTransport(b *testing.B) {
 		})
 	}
 }
+
+// canned answers every request at once with the same small body, so
+// that BenchmarkTransportOverhead measures the wrapper alone.
+type canned struct{ body []byte }
+
+func (c canned) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: 200, ContentLength: int64(len(c.body)), Request: req,
+		Header: http.Header{"Content-Type": {"text/plain"}, "Content-Length": {"1024"}, "Date": {"Mon, 01 Jan 2026 00:00:00 GMT"}},
+		Body:   io.NopCloser(bytes.NewReader(c.body)),
+	}, nil
+}
+
+func BenchmarkTransportOverhead(b *testing.B) {
+	next := canned{body: bytes.Repeat([]byte("x"), 1024)}
+	h := http.Header{"Accept": {"*/*"}, "User-Agent": {"bench"}, "X-Forwarded-For": {"127.0.0.1"}, "X-Forwarded-Host": {"x.localhost"}, "X-Forwarded-Proto": {"http"}}
+	buf := make([]byte, 2048)
+	for _, c := range []struct {
+		name string
+		rt   http.RoundTripper
+	}{{"direct", next}, {"inspected", New(Options{}).Transport("web", next)}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			req, _ := http.NewRequest("GET", "http://127.0.0.1:3000/small?q=1", nil)
+			req.Header = h
+			for b.Loop() {
+				resp, err := c.rt.RoundTrip(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.ReadFull(resp.Body, buf[:resp.ContentLength])
+				resp.Body.Close()
+			}
+		})
+	}
+}

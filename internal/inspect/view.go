@@ -72,10 +72,10 @@ func (e *entry) summary() summary {
 
 func (e *entry) summaryLocked() summary {
 	return summary{
-		ID: e.id, Tunnel: e.tunnel.name, Method: e.method, Path: e.uri,
+		ID: e.id, Tunnel: e.tunnel.name, Method: e.method, Path: e.url.RequestURI(),
 		Status: e.status, DurationMS: float64(e.elapsed().Microseconds()) / 1000, Done: e.done,
 		Start: e.start, Visitor: e.visitor, RequestSize: e.reqBody.size, ResponseSize: e.respBody.size,
-		Error: e.err, WebSocket: e.websocket, MessageCount: e.msgs.total, ReplayOf: e.replayOf,
+		Error: e.err, WebSocket: e.ws != nil, MessageCount: e.ws.count(), ReplayOf: e.replayOf,
 	}
 }
 
@@ -83,10 +83,10 @@ func (e *entry) detail() detail {
 	e.mu.Lock()
 	d := detail{
 		summary: e.summaryLocked(), URL: e.url.String(), Host: e.host,
-		RequestHeaders: e.reqHeader, ResponseHeaders: e.respHeader,
+		RequestHeaders: e.reqHeader, ResponseHeaders: e.respHeader.header(),
 	}
 	req, resp := e.reqBody.snapshot(), e.respBody.snapshot()
-	msgs := e.msgs.list()
+	msgs := e.ws.list()
 	e.mu.Unlock()
 	d.RequestBody, d.ResponseBody = viewBody(req), viewBody(resp)
 	for _, m := range msgs {

@@ -16,9 +16,9 @@ type entry struct {
 	replayOf  uint64 // the entry this one replays; 0: a visitor's request
 	start     time.Time
 	method    string
-	url       url.URL // toward the service; a copy, as the caller may reuse its own
-	host      string  // the Host sent to the service
-	visitor   string  // first address of X-Forwarded-For
+	url       url.URL     // toward the service; a copy, as the caller may reuse its own
+	host      string      // the Host sent to the service
+	visitor   string      // first address of X-Forwarded-For
 	reqHeader http.Header // the request's own, not a copy; see Transport
 	reqLength int64       // declared; -1 unknown
 	ws        *wsMessages // a WebSocket's; nil for a request

@@ -47,3 +47,29 @@ func TestCaptureKeepsTheCapAndCountsAll(t *testing.T) {
 		t.Errorf("binary view: got %+v, want no text, not truncated", v)
 	}
 }
+
+func TestWebSocketMessagesStayWithinBounds(t *testing.T) {
+	var w wsMessages
+	// A message in two pieces, over the cap of 8 bytes: counted whole,
+	// its first 8 bytes kept.
+	w.piece(false, true, []byte("hello "), false, 8, 3, 20)
+	w.piece(true, false, []byte{1, 2}, true, 8, 3, 20) // the other way, meanwhile
+	w.piece(false, true, []byte("world"), true, 8, 3, 20)
+	got := w.list()
+	if len(got) != 2 || !got[0].fromService || string(got[1].body.buf) != "hello wo" || got[1].body.size != 11 {
+		t.Fatalf("got %+v, want the 2-byte binary message, then 8 of 11 bytes of text", got)
+	}
+	// More than 3 messages, or more than 20 bytes, forget the oldest:
+	// "bbbbbbbb" makes four (the binary one goes) and 24 bytes ("hello
+	// wo" goes too).
+	for _, m := range []string{"aaaaaaaa", "bbbbbbbb", "cc"} {
+		w.piece(false, true, []byte(m), true, 8, 3, 20)
+	}
+	var kept []string
+	for _, m := range w.list() {
+		kept = append(kept, string(m.body.buf))
+	}
+	if want := []string{"aaaaaaaa", "bbbbbbbb", "cc"}; !slices.Equal(kept, want) || w.count() != 5 || w.bytes != 18 {
+		t.Errorf("got %q of %d messages, %d bytes; want %q of 5, 18 bytes", kept, w.count(), w.bytes, want)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -167,5 +168,50 @@ func TestInspectorInBrowser(t *testing.T) {
 	}
 	if _, err := os.Stat(shot); err != nil {
 		t.Errorf("no screenshot: %v", err)
+	}
+}
+
+// The client binary: --inspect on a taken port serves the inspector on
+// the next free one and logs it; --inspect off serves none.
+func TestProcessesInspectPorts(t *testing.T) {
+	_, bin := buildBinaries(t)
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	p := startProxy(t, proxy.Config{})
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	run := func(name, inspect string) (*process, string) {
+		keyFile := filepath.Join(t.TempDir(), "client.key")
+		return startProcess(t, name, bin, "--proxy", p.wsURL(), "--target", be.URL, "--key", keyFile, "--inspect", inspect)
+	}
+	on, public := run("client-on", taken.Addr().String())
+	var inspector string
+	waitFor(t, "the inspector's address in the client's log", func() bool {
+		if m := inspectorURL.FindStringSubmatch(on.stderr.String()); m != nil {
+			inspector = m[1]
+		}
+		return inspector != ""
+	})
+	if !strings.Contains(on.stderr.String(), `msg="inspector port taken; using the next free one" asked=`+taken.Addr().String()) {
+		t.Errorf("the client did not log that the port was taken:\n%s", on.stderr.String())
+	}
+	if strings.Contains(inspector, taken.Addr().String()) {
+		t.Errorf("the inspector is at %s, the taken port", inspector)
+	}
+	do(t, visitor(p), mustRequest(t, "GET", public+"/seen"))
+	var list []struct{ Path string }
+	getJSON(t, inspector+"api/requests", &list)
+	if len(list) != 1 || list[0].Path != "/seen" {
+		t.Errorf("the inspector listed %+v, want /seen", list)
+	}
+
+	off, public := run("client-off", "off")
+	if resp, _ := do(t, visitor(p), mustRequest(t, "GET", public+"/")); resp.StatusCode != 200 {
+		t.Fatalf("with the inspector off: got %d, want 200", resp.StatusCode)
+	}
+	if strings.Contains(off.stderr.String(), "inspector") {
+		t.Errorf("with --inspect off the client logged an inspector:\n%s", off.stderr.String())
 	}
 }

@@ -22,10 +22,11 @@ $(BIN)/staticcheck:
 staticcheck: $(BIN)/staticcheck
 	$(BIN)/staticcheck ./...
 
-# Real WebSocket clients for the end-to-end tests (Node's ws package).
-deps: internal/e2e/testdata/node/node_modules/ws/package.json
+# Real WebSocket clients for the end-to-end tests (Node's ws package), and
+# playwright-core, which drives headless Chromium.
+deps: internal/e2e/testdata/node/node_modules/.package-lock.json
 
-internal/e2e/testdata/node/node_modules/ws/package.json: internal/e2e/testdata/node/package-lock.json
+internal/e2e/testdata/node/node_modules/.package-lock.json: internal/e2e/testdata/node/package-lock.json
 	npm ci --prefix internal/e2e/testdata/node --no-audit --no-fund
 
 race:

@@ -50,6 +50,7 @@ type options struct {
 	basicAuth  cli.Strings
 	insecure   bool
 	metrics    string
+	inspect    string
 	log        cli.LogOptions
 	retry      bool
 	printLabel bool
@@ -67,6 +68,7 @@ func parse(args []string, stdout io.Writer) (*options, error) {
 	fs.BoolVar(&o.insecure, "target-insecure", false, "do not verify the certificate of an https:// target (a local service with a self-signed certificate); the link to the proxy is always verified")
 	fs.Var(&o.basicAuth, "basic-auth", "'user:password' a visitor must give (HTTP Basic authentication; password of 8 characters or more); repeatable, for several users")
 	fs.StringVar(&o.metrics, "metrics-listen", "", "serve /metrics (alias /_keyhole/metrics) and /healthz on this `address` (default: none)")
+	fs.StringVar(&o.inspect, "inspect", "127.0.0.1:4040", "serve the inspector (requests through the tunnel, replays) on this `address`, or the next free port; 'off' records nothing")
 	cli.AddLogFlags(fs, &o.log)
 	fs.BoolVar(&o.retry, "retry-refused", false, "keep trying, backing off to 5 minutes, after failures that do not mend by themselves (a refused key, a server that is no keyhole proxy, a wrong scheme) instead of exiting with status 1")
 	fs.BoolVar(&o.printLabel, "print-label", false, "print the label of the key in --key (creating the key if there is none) and exit without connecting, e.g. to put it in a proxy's --allow-keys")
@@ -76,6 +78,9 @@ func parse(args []string, stdout io.Writer) (*options, error) {
 	}
 	if o.printLabel {
 		return &o, nil
+	}
+	if err := checkInspect(o.inspect); err != nil {
+		return nil, err
 	}
 	if o.target == "" {
 		return nil, errors.New("--target is required, e.g. --target 3000 for http://127.0.0.1:3000; run with --help for the flags")
@@ -150,7 +155,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	var once sync.Once
-	c, err := client.New(client.Config{
+	cfg := client.Config{
 		Proxy:          o.proxy,
 		Target:         o.target,
 		Key:            key,
@@ -163,7 +168,16 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Ready: func(url string) {
 			once.Do(func() { fmt.Fprintln(stdout, url) })
 		},
-	})
+	}
+	in, err := startInspector(o.inspect, log)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		defer in.Close()
+	}
+	inspectTunnel(in, tunnelName, &cfg)
+	c, err := client.New(cfg)
 	if err != nil {
 		return err
 	}

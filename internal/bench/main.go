@@ -20,14 +20,15 @@
 // measure; a transfer that breaks, or a proxy that refuses --max-body 0,
 // is a FAIL line, not a failure to measure.
 //
-//	go run ./internal/bench [-duration 4s] [-warmup 1s] [-run regexp] [-tunnels 1000] [-wrk wrk] [-redis-server redis-server]
+//	go run ./internal/bench [-duration 4s] [-warmup 1s] [-run regexp] [-tunnels 1000] [-wrk wrk] [-redis-server redis-server] [-inspect off]
 //
 // -run matches suite/scenario, e.g. one-node/GET 1KiB x64, one-node/WS
 // echo 1KiB x32, two-node/SSE, one-node-nocap/download 256MiB,
 // two-node-nocap/upload; a suite none of whose scenarios match is not
 // started, so -run one-node needs no redis-server. -wrk "" uses the
 // benchmark's own load generator for the GETs too; wrk counts in whole
-// seconds, so it rounds -duration and -warmup up.
+// seconds, so it rounds -duration and -warmup up. -inspect off runs the
+// clients with their inspector off, to compare with the default (on).
 //
 // Besides rates and latency, each row gives the CPU time per operation of
 // the backend, the proxies, the client, Redis and the load generator, and
@@ -67,6 +68,7 @@ type options struct {
 	clientBin string
 	keep      bool
 	wrk       string // wrk binary for the GETs; "" or not found: the benchmark's own generator
+	inspect   string // the clients' --inspect; "": the client's default
 
 	redisServer string // the redis-server binary for the two-node suites
 	transfer    int64  // bytes of each large transfer
@@ -85,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.clientBin, "client-bin", "", "use this client `binary` instead of building ./cmd/client")
 	fs.StringVar(&o.redisServer, "redis-server", "redis-server", "redis-server `binary` for the two-node suites")
 	fs.StringVar(&o.wrk, "wrk", "wrk", "wrk `binary` for the HTTP GETs; empty or not installed: the benchmark's own load generator")
+	fs.StringVar(&o.inspect, "inspect", "", "pass --inspect `ADDR` (or off) to the clients; empty: the client's default, its inspector on")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, keys, logs)")
 	fs.Int64Var(&o.transfer, "transfer-mib", large>>20, "size in `MiB` of each large download and upload (the nocap suites)")
 	if err := fs.Parse(args); err != nil {

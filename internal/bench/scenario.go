@@ -274,8 +274,11 @@ func startProxy(ctx context.Context, ps *procs, name, dir, bin string, extra ...
 // startClient starts a client of the proxy at addr in front of the
 // backend, and returns it with the public URL it printed.
 func startClient(ctx context.Context, s setup, name, addr string) (*proc, *url.URL, error) {
-	c, line, err := s.ps.start(ctx, name, s.dir, s.bins.client,
-		"--proxy", "ws://"+addr, "--target", s.be.url, "--key", filepath.Join(s.dir, name+".key"))
+	args := []string{"--proxy", "ws://" + addr, "--target", s.be.url, "--key", filepath.Join(s.dir, name+".key")}
+	if s.o.inspect != "" {
+		args = append(args, "--inspect", s.o.inspect)
+	}
+	c, line, err := s.ps.start(ctx, name, s.dir, s.bins.client, args...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -55,7 +55,12 @@ type Config struct {
 	RetryPermanent bool
 
 	Transport http.RoundTripper // toward the service; default a pooled transport
-	Logger    *slog.Logger
+	// WebSocketTap, when set, is called as each WebSocket opens on the
+	// service, with its handshake; tap (nil: none) then sees every piece
+	// of every message both ways and must not keep p nor block, and done
+	// (nil: none) is called with what closed the socket.
+	WebSocketTap func(req *http.Request, resp *http.Response) (tap func(fromService, text bool, p []byte, end bool), done func(error))
+	Logger       *slog.Logger
 }
 
 // Client publishes one private service through a proxy.

@@ -92,7 +92,15 @@ func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
 		return
 	}
 	s.log.Info("websocket", "uri", head.URI, "status", resp.StatusCode, "handshake", time.Since(start).Round(time.Microsecond))
-	err = wsrelay.Relay(st.ctx, ws, &wsStream{st}, wsrelay.Options{MaxMessage: s.maxBody})
+	opts := wsrelay.Options{MaxMessage: s.maxBody}
+	var done func(error)
+	if s.c.cfg.WebSocketTap != nil {
+		opts.Tap, done = s.c.cfg.WebSocketTap(req, resp)
+	}
+	err = wsrelay.Relay(st.ctx, ws, &wsStream{st}, opts)
+	if done != nil {
+		done(err)
+	}
 	s.log.Info("websocket closed", "uri", head.URI, "reason", err, "duration", time.Since(start).Round(time.Millisecond))
 }
 

@@ -69,6 +69,7 @@ func TestProcessesCommandLine(t *testing.T) {
 		{proxyBin, "", []string{"--domain", "http://x"}, `keyhole proxy: --domain "http://x": a URL; want a DNS name such as tunnel.example.com, without scheme, port or path`},
 		{clientBin, "KEYHOLE_PROXY=ftp://x", []string{"--target", "3000"}, `keyhole client: --proxy "ftp://x": want ws:// or wss:// (wss:// for a proxy behind TLS)`},
 		{clientBin, "", []string{"--target", "ftp://x"}, `keyhole client: --target "ftp://x": want a port (3000), host:port (localhost:3000) or a URL (http://127.0.0.1:3000)`},
+		{clientBin, "", []string{"--target", "3000", "--inspect", "4040"}, `keyhole client: --inspect "4040": want host:port (e.g. 127.0.0.1:4040) or off`},
 	} {
 		if r := runExit(t, tc.bin, []string{tc.env}, tc.args...); r.code != 2 || r.stderr != tc.want+"\n" || r.stdout != "" {
 			t.Errorf("%s %v: exit %d, stderr %q, stdout %q; want 2 and %q alone", tc.env, tc.args, r.code, r.stderr, r.stdout, tc.want)

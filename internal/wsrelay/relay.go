@@ -40,6 +40,10 @@ type Options struct {
 	MaxMessage   int64         // larger messages close the socket with 1009; default 512,000 bytes
 	CloseWait    time.Duration // wait for the far side's half of a closing handshake; default 5 s
 	WriteTimeout time.Duration // one message to the socket; default 30 s
+	// Tap, when set, sees every piece of every message relayed, both
+	// ways (fromSocket: read from ws), before it goes on; it must not
+	// keep p nor block.
+	Tap func(fromSocket, text bool, p []byte, end bool)
 }
 
 // Close codes keyhole itself sends.
@@ -163,6 +167,9 @@ func (r *relay) toStream(ctx context.Context) error {
 				c.Free()
 				return r.fail(ctx, CodeInvalidText, invalidText, true)
 			}
+			if r.opts.Tap != nil {
+				r.opts.Tap(true, typ == websocket.TextMessage, c.Payload()[:n], last)
+			}
 			f := flags
 			if last {
 				f |= messages.FlagEnd
@@ -257,6 +264,9 @@ func (r *relay) toSocket(ctx context.Context) error {
 			if text != nil && (!text.add(f.Payload) || f.End() && !text.end()) {
 				m.B.Free()
 				return r.fail(ctx, CodeInvalidText, invalidText, false)
+			}
+			if r.opts.Tap != nil {
+				r.opts.Tap(false, f.Flags&messages.FlagText != 0, f.Payload, f.End())
 			}
 			_, err = w.Write(f.Payload)
 			if err == nil && f.End() {

@@ -1,0 +1,75 @@
+package inspect
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestRingKeepsTheLatest(t *testing.T) {
+	r := newRing(3)
+	for range 5 {
+		r.add(&entry{})
+	}
+	var ids []uint64
+	for _, e := range r.newest(0) {
+		ids = append(ids, e.id)
+	}
+	if want := []uint64{5, 4, 3}; !slices.Equal(ids, want) {
+		t.Errorf("newest: got ids %v, want %v", ids, want)
+	}
+	if got := r.newest(2); len(got) != 2 || got[0].id != 5 {
+		t.Errorf("newest(2): got %d entries, want 2 from id 5", len(got))
+	}
+	for _, c := range []struct {
+		id   uint64
+		kept bool
+	}{{0, false}, {1, false}, {2, false}, {3, true}, {5, true}, {6, false}} {
+		e := r.get(c.id)
+		if (e != nil) != c.kept || e != nil && e.id != c.id {
+			t.Errorf("get(%d): got %v, want kept %v", c.id, e, c.kept)
+		}
+	}
+}
+
+func TestCaptureKeepsTheCapAndCountsAll(t *testing.T) {
+	var c capture
+	for _, p := range []string{"hello ", "world, ", "and more"} {
+		c.add([]byte(p), 10, -1)
+	}
+	if string(c.buf) != "hello worl" || c.size != 21 {
+		t.Errorf("got %q of %d bytes, want %q of 21", c.buf, c.size, "hello worl")
+	}
+	v := viewBody(c.snapshot())
+	if !v.Truncated || v.Size != 21 || v.Text == nil || *v.Text != "hello worl" {
+		t.Errorf("view: got %+v, want truncated text of 21 bytes", v)
+	}
+	if v := viewBody(capture{buf: []byte{0xff, 0}, size: 2}); v.Text != nil || v.Truncated {
+		t.Errorf("binary view: got %+v, want no text, not truncated", v)
+	}
+}
+
+func TestWebSocketMessagesStayWithinBounds(t *testing.T) {
+	var w wsMessages
+	// A message in two pieces, over the cap of 8 bytes: counted whole,
+	// its first 8 bytes kept.
+	w.piece(false, true, []byte("hello "), false, 8, 3, 20)
+	w.piece(true, false, []byte{1, 2}, true, 8, 3, 20) // the other way, meanwhile
+	w.piece(false, true, []byte("world"), true, 8, 3, 20)
+	got := w.list()
+	if len(got) != 2 || !got[0].fromService || string(got[1].body.buf) != "hello wo" || got[1].body.size != 11 {
+		t.Fatalf("got %+v, want the 2-byte binary message, then 8 of 11 bytes of text", got)
+	}
+	// More than 3 messages, or more than 20 bytes, forget the oldest:
+	// "bbbbbbbb" makes four (the binary one goes) and 24 bytes ("hello
+	// wo" goes too).
+	for _, m := range []string{"aaaaaaaa", "bbbbbbbb", "cc"} {
+		w.piece(false, true, []byte(m), true, 8, 3, 20)
+	}
+	var kept []string
+	for _, m := range w.list() {
+		kept = append(kept, string(m.body.buf))
+	}
+	if want := []string{"aaaaaaaa", "bbbbbbbb", "cc"}; !slices.Equal(kept, want) || w.count() != 5 || w.bytes != 18 {
+		t.Errorf("got %q of %d messages, %d bytes; want %q of 5, 18 bytes", kept, w.count(), w.bytes, want)
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keyhole/internal/client"
-	"keyhole/internal/identity"
 )
 
 // Config configures a Tunnel. Zero values mean the defaults. Exactly one
@@ -108,9 +107,7 @@ func New(cfg Config) (*Tunnel, error) {
 		return nil, fmt.Errorf("tunnel: %w", err)
 	}
 	t.c = c
-	if len(cfg.Key) == ed25519.PrivateKeySize {
-		t.label = identity.Label(cfg.Key.Public().(ed25519.PublicKey))
-	}
+	t.label = Label(cfg.Key) // client.New has checked the key
 	return t, nil
 }
 

@@ -6,8 +6,8 @@ import (
 	"log/slog"
 	"net"
 
-	"keyhole/internal/client"
 	"keyhole/internal/inspect"
+	"keyhole/tunnel"
 )
 
 // inspectOff is the --inspect value that turns the inspector off.
@@ -15,6 +15,14 @@ const inspectOff = "off"
 
 // tunnelName names the command line's one tunnel in the inspector.
 const tunnelName = "default"
+
+// inspectName is how the inspector names a tunnel.
+func inspectName(name string) string {
+	if name == "" {
+		return tunnelName
+	}
+	return name
+}
 
 // checkInspect checks an --inspect value: off, or host:port.
 func checkInspect(v string) error {
@@ -45,13 +53,13 @@ func startInspector(addr string, log *slog.Logger) (*inspect.Inspector, error) {
 // inspectTunnel puts a tunnel's traffic through the inspector: its
 // transport toward the service and its WebSockets are recorded, and its
 // URL shown. A nil inspector leaves cfg as it is.
-func inspectTunnel(in *inspect.Inspector, name string, cfg *client.Config) {
+func inspectTunnel(in *inspect.Inspector, name string, cfg *tunnel.Config) {
 	if in == nil {
 		return
 	}
 	next := cfg.Transport
 	if next == nil {
-		t := client.NewTransport()
+		t := tunnel.NewTransport()
 		if cfg.TargetInsecure {
 			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		}
@@ -59,11 +67,11 @@ func inspectTunnel(in *inspect.Inspector, name string, cfg *client.Config) {
 	}
 	cfg.Transport = in.Transport(name, next)
 	cfg.WebSocketTap = in.WebSocketTap(name)
-	ready := cfg.Ready
-	cfg.Ready = func(url string) {
+	onURL := cfg.OnURL
+	cfg.OnURL = func(url string) {
 		in.SetURL(name, url)
-		if ready != nil {
-			ready(url)
+		if onURL != nil {
+			onURL(url)
 		}
 	}
 }

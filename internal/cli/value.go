@@ -39,3 +39,12 @@ func want(f *flag.Flag, err error) string {
 		return err.Error()
 	}
 }
+
+// Set sets f to v, as given at where (a file's line and key, say), and
+// says a refused value as a flag's: what was given and the form wanted.
+func Set(f *flag.Flag, where, v string) error {
+	if err := f.Value.Set(v); err != nil {
+		return valueError(where, v, f, err)
+	}
+	return nil
+}

@@ -54,7 +54,17 @@ type Config struct {
 	// backing off to PermanentMaxBackoff, instead of ending Run.
 	RetryPermanent bool
 
-	Transport http.RoundTripper // toward the service; default a pooled transport
+	// Transport carries HTTP requests toward the service; default a
+	// pooled transport (NewTransport) that dials with Dial.
+	Transport http.RoundTripper
+	// Dial opens connections toward the service: WebSocket handshakes,
+	// and HTTP requests of the default Transport. Default a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Metrics, when set, receives the client's collectors instead of a
+	// registry of its own (MetricsHandler then serves nothing): several
+	// clients in one process share one registry, each wrapped with its
+	// own labels.
+	Metrics prometheus.Registerer
 	// WebSocketTap, when set, is called as each WebSocket opens on the
 	// service, with its handshake; tap (nil: none) then sees every piece
 	// of every message both ways and must not keep p nor block, and done
@@ -99,8 +109,12 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = 30 * time.Second
 	}
+	if cfg.Dial == nil {
+		cfg.Dial = serviceDialer.DialContext
+	}
 	if cfg.Transport == nil {
 		t := NewTransport()
+		t.DialContext = cfg.Dial
 		if cfg.TargetInsecure {
 			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		}
@@ -131,12 +145,15 @@ func connectURL(proxy string) (string, error) {
 	return u.String(), nil
 }
 
+// serviceDialer dials the private service.
+var serviceDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+
 // NewTransport returns the transport used toward the private service: a
 // connection pool larger than any realistic concurrency, no compression
 // added or removed, no environment proxy.
 func NewTransport() *http.Transport {
 	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           serviceDialer.DialContext,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,

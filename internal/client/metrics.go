@@ -28,13 +28,18 @@ type stats struct {
 }
 
 func (c *Client) initMetrics() {
-	c.reg = metrics.NewRegistry()
+	var reg prometheus.Registerer = c.cfg.Metrics
+	c.reg = prometheus.NewRegistry()
+	if reg == nil {
+		c.reg = metrics.NewRegistry()
+		reg = c.reg
+	}
 	st := &c.stats
 	counter := func(name, help string, n *atomic.Int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(n.Load()) })
 	}
 	reqDesc := prometheus.NewDesc("keyhole_client_requests_total", "Visitor requests answered, by the class of the status sent to the proxy; error: abandoned by the proxy or cut off.", []string{"class"}, nil)
-	c.reg.MustRegister(
+	reg.MustRegister(
 		collectorFunc{desc: reqDesc, collect: func(ch chan<- prometheus.Metric) {
 			for i, name := range classNames {
 				ch <- prometheus.MustNewConstMetric(reqDesc, prometheus.CounterValue, float64(st.requests[i].Load()), name)

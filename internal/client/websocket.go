@@ -42,14 +42,14 @@ func (s *session) serveWebSocket(st *stream, head *messages.RequestHead) {
 	}
 	h["Host"] = []string{req.Host}
 
-	rec := &recorder{}
+	rec := &recorder{dialer: s.c.cfg.Dial}
 	d := websocket.Dialer{
 		HandshakeTimeout: 30 * time.Second,
 		ReadBufferSize:   16 << 10,
 		WriteBufferSize:  messages.MaxFrame + 16,
 		NetDialContext:   rec.dial,
 		NetDialTLSContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			raw, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			raw, err := s.c.cfg.Dial(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -132,6 +132,8 @@ func (w *wsStream) Send(ctx context.Context, b *link.Buffer) error { return w.s.
 // handshake, and keeps the connection open past the dialer's failure, so
 // a refusal can be read whole.
 type recorder struct {
+	dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
 	mu   sync.Mutex // protects all below
 	conn net.Conn
 	buf  bytes.Buffer
@@ -139,7 +141,7 @@ type recorder struct {
 }
 
 func (r *recorder) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+	c, err := r.dialer(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}

@@ -166,6 +166,17 @@ func (f *firstLine) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// lines returns the lines printed so far.
+func (f *firstLine) lines() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	whole := f.buf.String()
+	if i := strings.LastIndexByte(whole, '\n'); i >= 0 {
+		return strings.Split(whole[:i], "\n")
+	}
+	return nil
+}
+
 // syncBuffer is a bytes.Buffer safe for a process's writer and the test.
 type syncBuffer struct {
 	mu  sync.Mutex // protects buf

@@ -51,9 +51,11 @@ type stream struct {
 
 func newStream(id messages.ID, s *session, ws bool) *stream {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+	var in *link.Inbox
 	if ws || s.credit {
 		in = link.NewStreamInbox()
+	} else {
+		in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
 	return &stream{
 		Inbox: in,

@@ -64,7 +64,8 @@ type Conn struct {
 	pong      atomic.Pointer[Buffer]
 	last      chan lastFrame // at most one: the frame that says why the link ends
 
-	bufs net.Buffers // the writer's scratch
+	bufs  net.Buffers // the writer's scratch
+	wbufs net.Buffers // what WriteTo consumes of bufs; a field, so that it does not escape
 }
 
 // New wraps an established WebSocket. Call Run to start it.
@@ -430,11 +431,13 @@ func (c *Conn) writeFrames(bs []*Buffer) error {
 		if c.opts.Client {
 			key = rand.Uint32()
 		}
-		c.bufs = append(c.bufs, b.wire(c.opts.Client, key, nil)...)
+		c.bufs = b.wire(c.bufs, c.opts.Client, key)
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
-	bufs := c.bufs // WriteTo consumes its receiver
-	if _, err := bufs.WriteTo(c.nc); err != nil {
+	c.wbufs = c.bufs // WriteTo consumes its receiver
+	_, err := c.wbufs.WriteTo(c.nc)
+	clear(c.bufs) // hold no buffer after it has gone back to the pool
+	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil

@@ -28,9 +28,11 @@ type stream struct {
 // window allows (one frame of overdraft included) and it sends within
 // the window the peer grants; without, it has no window.
 func newStream(credit bool, ovf func()) *stream {
-	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+	var in *link.Inbox
 	if credit {
 		in = link.NewStreamInbox()
+	} else {
+		in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
 	return &stream{Inbox: in, id: messages.NewID(), ovf: ovf}
 }

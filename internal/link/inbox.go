@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"keyhole/messages"
 )
@@ -130,6 +131,12 @@ func (q *Inbox) Len() int {
 // so an answer that arrived whole is served even if the link dropped
 // right after it.
 func (q *Inbox) Next(ctx context.Context) (Inbound, error) {
+	return q.NextBefore(ctx, nil, nil)
+}
+
+// NextBefore is Next that gives up with expired once a value arrives on
+// expiry (a timer's channel) before a frame does.
+func (q *Inbox) NextBefore(ctx context.Context, expiry <-chan time.Time, expired error) (Inbound, error) {
 	for {
 		m, ok, err := q.pop()
 		if ok || err != nil {
@@ -140,6 +147,8 @@ func (q *Inbox) Next(ctx context.Context) (Inbound, error) {
 		case <-q.gone:
 		case <-ctx.Done():
 			return Inbound{}, context.Cause(ctx)
+		case <-expiry:
+			return Inbound{}, expired
 		}
 	}
 }

@@ -90,11 +90,15 @@ func (b *requestBody) frame(id messages.ID) *link.Buffer {
 	return c
 }
 
+// rest reports whether part of the body is left to send after the head
+// and what came with it.
+func (b *requestBody) rest() bool { return b.length != 0 && !b.complete() }
+
 // start sends the rest of the body of stream st to up from a goroutine.
 // It calls fail if the body cannot be sent whole, and ended once it has
 // been.
 func (b *requestBody) start(ctx context.Context, up upstream, st *stream, fail func(error), ended func()) {
-	if b.length == 0 || b.complete() {
+	if !b.rest() {
 		ended()
 		return
 	}

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,11 +71,10 @@ func (c *Client) request(st *stream, head *messages.RequestHead, noBody bool) (*
 			u.RawPath = strings.TrimSuffix(c.target.EscapedPath(), "/") + u.RawPath
 		}
 	}
-	req, err := http.NewRequestWithContext(st.ctx, head.Method, u.String(), nil)
+	req, err := newRequest(st.ctx, head.Method, u, head.Header)
 	if err != nil {
 		return nil, err
 	}
-	req.Header = head.Header
 	for k, v := range c.cfg.Header {
 		req.Header[k] = v
 	}
@@ -96,6 +96,37 @@ func (c *Client) request(st *stream, head *messages.RequestHead, noBody bool) (*
 		req.Body = &body{st: st, length: head.ContentLength}
 	}
 	return req, nil
+}
+
+// newRequest is http.NewRequestWithContext for a URL already parsed,
+// which it would otherwise print and parse again. The method is a token
+// or empty (messages.ParseRequestHead checks). A URL whose printed form
+// is not its own (an opaque one, a path not under "/", such as
+// OPTIONS's "*") still takes the long way, so it goes out as it always
+// has.
+func newRequest(ctx context.Context, method string, u *url.URL, h http.Header) (*http.Request, error) {
+	if u.Opaque != "" || u.Path != "" && u.Path[0] != '/' {
+		req, err := http.NewRequestWithContext(ctx, method, u.String(), nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header = h
+		return req, nil
+	}
+	if method == "" {
+		method = http.MethodGet
+	}
+	u.Host = strings.TrimSuffix(u.Host, ":") // as NewRequest drops an empty port
+	req := http.Request{
+		Method:     method,
+		URL:        u,
+		Proto:      "HTTP/1.1",
+		ProtoMajor: 1,
+		ProtoMinor: 1,
+		Header:     h,
+		Host:       u.Host,
+	}
+	return req.WithContext(ctx), nil
 }
 
 // relayResponse sends the service's response head and body to the proxy.

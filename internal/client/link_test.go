@@ -146,7 +146,7 @@ func credits(t *testing.T, fs []messages.Frame, id messages.ID) []uint32 {
 // openStream opens an HTTP stream on s, as an HTTPRequest would.
 func openStream(t *testing.T, s *session, id messages.ID) *stream {
 	t.Helper()
-	st := s.open(id, false)
+	st := s.open(id, false, &messages.RequestHead{})
 	if st == nil {
 		t.Fatalf("stream %v not opened", id)
 	}

@@ -25,14 +25,27 @@ type unsentError struct{ error }
 
 func (e unsentError) Unwrap() error { return e.error }
 
+// canceledBy returns the proxy's Error that err comes from, or nil. (In a
+// function of its own, a request that ends well allocates nothing for it.)
+func canceledBy(err error) *proxyCanceled {
+	if err == nil {
+		return nil
+	}
+	var pc *proxyCanceled
+	if !errors.As(err, &pc) {
+		return nil
+	}
+	return pc
+}
+
 // logRequest writes a request's one line: what the service answered, what
 // the client sent on, and whether the proxy abandoned the stream (with
 // the status it gave the visitor), and counts it.
 func (s *session) logRequest(st *stream, head *messages.RequestHead, x *outcome) {
 	// The proxy's Error ended the request, unless the client had failed it
 	// first: then the Error only answers the client's own.
-	var pc *proxyCanceled
-	canceled := errors.As(context.Cause(st.ctx), &pc) && (x.err == nil || errors.Is(x.err, context.Canceled) || errors.Is(x.err, errCanceled))
+	pc := canceledBy(context.Cause(st.ctx))
+	canceled := pc != nil && (x.err == nil || errors.Is(x.err, context.Canceled) || errors.Is(x.err, errCanceled))
 	in := st.received.Load()
 	stats := &s.c.stats
 	stats.bytesIn.Add(in)

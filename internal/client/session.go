@@ -202,13 +202,9 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 			s.reject(f.ID, err)
 			return nil
 		}
-		if st := s.open(f.ID, false); st != nil {
+		if st := s.open(f.ID, false, &head); st != nil {
 			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.close(st)
-				s.serveHTTP(st, &head, f.End())
-			}()
+			go s.serve(st, f.End())
 		}
 	case messages.TypeWSRequest:
 		head, err := messages.ParseRequestHead(f.Payload)
@@ -217,13 +213,9 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 			s.reject(f.ID, err)
 			return nil
 		}
-		if st := s.open(f.ID, true); st != nil {
+		if st := s.open(f.ID, true, &head); st != nil {
 			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer s.close(st)
-				s.serveWebSocket(st, &head)
-			}()
+			go s.serve(st, false)
 		}
 	case messages.TypeData, messages.TypeWSMessage, messages.TypeWSTeardown, messages.TypeError, messages.TypeCredit:
 		if f.ID.IsZero() {
@@ -251,16 +243,30 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 	return nil
 }
 
-// open registers a new stream; nil if the id is taken or the session ended.
-func (s *session) open(id messages.ID, ws bool) *stream {
+// open registers a new stream for head; nil if the id is taken or the
+// session ended.
+func (s *session) open(id messages.ID, ws bool, head *messages.RequestHead) *stream {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.streams == nil || s.streams[id] != nil {
 		return nil
 	}
 	st := newStream(id, s, ws)
+	st.head = *head
 	s.streams[id] = st
 	return st
+}
+
+// serve runs one stream on its own goroutine: an HTTP request (noBody
+// when its head came with End), or a WebSocket.
+func (s *session) serve(st *stream, noBody bool) {
+	defer s.wg.Done()
+	defer s.close(st)
+	if st.ws {
+		s.serveWebSocket(st, &st.head)
+	} else {
+		s.serveHTTP(st, &st.head, noBody)
+	}
 }
 
 func (s *session) close(st *stream) {

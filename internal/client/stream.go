@@ -42,27 +42,27 @@ type stream struct {
 	*link.Inbox
 	id       messages.ID
 	s        *session
+	ws       bool                 // a WebSocket, not an HTTP request
+	head     messages.RequestHead // what the proxy asked for
 	ctx      context.Context
-	cancel   context.CancelFunc
 	received atomic.Int64 // request body bytes, counted as the service reads them
 	// abandon ends the stream with a cause that context.Cause(ctx) says.
-	abandon func(error)
+	abandon context.CancelCauseFunc
 }
 
 func newStream(id messages.ID, s *session, ws bool) *stream {
 	ctx, cancel := context.WithCancelCause(context.Background())
-	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+	var in *link.Inbox
 	if ws || s.credit {
 		in = link.NewStreamInbox()
+	} else {
+		in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
-	return &stream{
-		Inbox: in,
-		id:    id, s: s,
-		ctx:     ctx,
-		cancel:  func() { cancel(errCanceled) },
-		abandon: cancel,
-	}
+	return &stream{Inbox: in, id: id, s: s, ws: ws, ctx: ctx, abandon: cancel}
 }
+
+// cancel ends the stream because the proxy abandoned it or its link went.
+func (st *stream) cancel() { st.abandon(errCanceled) }
 
 // deliver queues a frame from the proxy. A stream whose inbox overflows
 // is ended: the proxy broke its own limits, or the service stopped

@@ -74,10 +74,10 @@ func (b *Buffer) Seal(t messages.Type, flags messages.Flags, id messages.ID, n i
 	b.B = b.B[:messages.HeaderSize+n]
 }
 
-// wire returns b as one binary WebSocket message: a header written into
-// the headroom, then the frame, masked in place when mask is set (a
+// wire appends b to dst as one binary WebSocket message: a header written
+// into the headroom, then the frame, masked in place when mask is set (a
 // client's messages). Buffers without headroom get a separate header.
-func (b *Buffer) wire(mask bool, key uint32, scratch []byte) [][]byte {
+func (b *Buffer) wire(dst [][]byte, mask bool, key uint32) [][]byte {
 	n := len(b.B)
 	var h [headroom]byte
 	hl := wsHeader(h[:], n, mask, key)
@@ -87,8 +87,7 @@ func (b *Buffer) wire(mask bool, key uint32, scratch []byte) [][]byte {
 	if b.raw != nil { // pooled: B starts right after the headroom
 		start := headroom - hl
 		copy(b.raw[start:headroom], h[:hl])
-		return [][]byte{b.raw[start : headroom+n]}
+		return append(dst, b.raw[start:headroom+n])
 	}
-	scratch = append(scratch[:0], h[:hl]...)
-	return [][]byte{scratch, b.B}
+	return append(dst, append([]byte(nil), h[:hl]...), b.B)
 }

@@ -83,6 +83,7 @@ type Conn struct {
 	writers sync.WaitGroup // the writer, while it runs
 
 	bufs  net.Buffers // the writer's scratch
+	wbufs net.Buffers // what WriteTo consumes of bufs; a field, so that it does not escape
 	batch []*Buffer   // the writer's scratch
 
 	raw      syscall.RawConn // nc's, to wait for it shallowly; nil if unusable
@@ -556,11 +557,13 @@ func (c *Conn) writeFrames(bs []*Buffer) error {
 		if c.opts.Client {
 			key = rand.Uint32()
 		}
-		c.bufs = append(c.bufs, b.wire(c.opts.Client, key, nil)...)
+		c.bufs = b.wire(c.bufs, c.opts.Client, key)
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
-	bufs := c.bufs // WriteTo consumes its receiver
-	if _, err := bufs.WriteTo(c.nc); err != nil {
+	c.wbufs = c.bufs // WriteTo consumes its receiver
+	_, err := c.wbufs.WriteTo(c.nc)
+	clear(c.bufs) // hold no buffer after it has gone back to the pool
+	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"keyhole/messages"
 )
@@ -29,11 +30,12 @@ type Inbox struct {
 	maxBytes  int64
 	win       *Window // nil on streams without flow control
 
-	mu     sync.Mutex // protects q, head, queued, err
+	mu     sync.Mutex // protects q, head, queued, err and the frames in first
 	q      []Inbound
 	head   int
 	queued int64
 	err    error
+	first  [2]Inbound // q's backing while it holds few frames: a request's head and body
 
 	notify chan struct{} // a frame was queued
 	once   sync.Once
@@ -43,7 +45,16 @@ type Inbox struct {
 // NewInbox returns an inbox holding at most frames frames and bytes bytes.
 // win, if not nil, receives the credit the peer grants.
 func NewInbox(frames int, bytes int64, win *Window) *Inbox {
-	return &Inbox{maxFrames: frames, maxBytes: bytes, win: win, notify: make(chan struct{}, 1), gone: make(chan struct{})}
+	q := &Inbox{}
+	q.init(frames, bytes, win)
+	return q
+}
+
+func (q *Inbox) init(frames int, bytes int64, win *Window) {
+	q.maxFrames, q.maxBytes, q.win = frames, bytes, win
+	q.q = q.first[:0]
+	q.notify = make(chan struct{}, 1)
+	q.gone = make(chan struct{})
 }
 
 // Window is the stream's send window, or nil.
@@ -120,6 +131,12 @@ func (q *Inbox) Len() int {
 // so an answer that arrived whole is served even if the link dropped
 // right after it.
 func (q *Inbox) Next(ctx context.Context) (Inbound, error) {
+	return q.NextBefore(ctx, nil, nil)
+}
+
+// NextBefore is Next that gives up with expired once a value arrives on
+// expiry (a timer's channel) before a frame does.
+func (q *Inbox) NextBefore(ctx context.Context, expiry <-chan time.Time, expired error) (Inbound, error) {
 	for {
 		m, ok, err := q.pop()
 		if ok || err != nil {
@@ -130,6 +147,8 @@ func (q *Inbox) Next(ctx context.Context) (Inbound, error) {
 		case <-q.gone:
 		case <-ctx.Done():
 			return Inbound{}, context.Cause(ctx)
+		case <-expiry:
+			return Inbound{}, expired
 		}
 	}
 }
@@ -146,7 +165,7 @@ func (q *Inbox) pop() (Inbound, bool, error) {
 	if q.head == len(q.q) {
 		q.head = 0
 		if cap(q.q) > 64 {
-			q.q = nil // let a burst's backlog go
+			q.q = q.first[:0] // let a burst's backlog go
 		} else {
 			q.q = q.q[:0]
 		}

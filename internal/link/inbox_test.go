@@ -245,33 +245,41 @@ func TestInboxFail(t *testing.T) {
 }
 
 // TestInboxNextWaits: Next waits for a frame, wakes when one is
-// delivered or the inbox fails, and ends with the context's cause.
+// delivered or the inbox fails, and ends with the context's cause, or
+// with NextBefore's error when its expiry fires first.
 func TestInboxNextWaits(t *testing.T) {
 	cause := errors.New("stream canceled")
+	expired := errors.New("too late")
+	type ends struct {
+		cancel context.CancelCauseFunc
+		expiry chan time.Time
+	}
 	for _, tc := range []struct {
 		name string
-		act  func(q *Inbox, cancel context.CancelCauseFunc)
+		act  func(q *Inbox, e ends)
 		want error
 	}{
-		{"a frame arrives", func(q *Inbox, _ context.CancelCauseFunc) {
+		{"a frame arrives", func(q *Inbox, _ ends) {
 			f, b := own(messages.TypeData, sid, []byte("x"))
 			q.Deliver(f, b)
 		}, nil},
-		{"the inbox fails", func(q *Inbox, _ context.CancelCauseFunc) { q.Fail(ErrOverflow) }, ErrOverflow},
-		{"ctx is canceled", func(_ *Inbox, cancel context.CancelCauseFunc) { cancel(cause) }, cause},
+		{"the inbox fails", func(q *Inbox, _ ends) { q.Fail(ErrOverflow) }, ErrOverflow},
+		{"ctx is canceled", func(_ *Inbox, e ends) { e.cancel(cause) }, cause},
+		{"the expiry fires", func(_ *Inbox, e ends) { e.expiry <- time.Now() }, expired},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q := NewInbox(10, 1<<20, nil)
 			defer q.Release()
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)
+			e := ends{cancel, make(chan time.Time, 1)}
 			type result struct {
 				m   Inbound
 				err error
 			}
 			got := make(chan result, 1)
 			go func() {
-				m, err := q.Next(ctx)
+				m, err := q.NextBefore(ctx, e.expiry, expired)
 				got <- result{m, err}
 			}()
 			select {
@@ -279,7 +287,7 @@ func TestInboxNextWaits(t *testing.T) {
 				t.Fatalf("Next on an empty inbox returned %v", r.err)
 			case <-time.After(blocked):
 			}
-			tc.act(q, cancel)
+			tc.act(q, e)
 			select {
 			case r := <-got:
 				if r.err != tc.want {

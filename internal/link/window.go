@@ -41,7 +41,14 @@ const RelayQueue = StreamQueue + 64<<10
 // NewStreamInbox returns the inbox of a flow-controlled stream, with the
 // window the peer's credit goes to.
 func NewStreamInbox() *Inbox {
-	return NewInbox(1<<20, StreamQueue, NewWindow(messages.InitialWindow))
+	// One allocation for both, as they live and die together.
+	s := &struct {
+		in  Inbox
+		win Window
+	}{}
+	s.win.init(messages.InitialWindow)
+	s.in.init(1<<20, StreamQueue, &s.win)
+	return &s.in
 }
 
 // Grant adds up what a receiver has passed on, to grant it back as credit
@@ -70,7 +77,13 @@ type Window struct {
 
 // NewWindow returns a window holding n credit.
 func NewWindow(n int64) *Window {
-	return &Window{avail: n, wake: make(chan struct{}, 1)}
+	w := &Window{}
+	w.init(n)
+	return w
+}
+
+func (w *Window) init(n int64) {
+	w.avail, w.wake = n, make(chan struct{}, 1)
 }
 
 // Acquire spends n credit, waiting while none is left. It may overdraw by

@@ -24,7 +24,7 @@ import (
 // by one goroutine (start), which wait ends and waits for.
 type requestBody struct {
 	r      *http.Request
-	rc     *http.ResponseController
+	rc     http.ResponseController
 	src    io.Reader // r.Body, capped when the length is unknown
 	length int64     // declared, or -1
 	idle   time.Duration
@@ -38,7 +38,7 @@ type requestBody struct {
 }
 
 func newRequestBody(w http.ResponseWriter, r *http.Request, maxBody int64, idle time.Duration) *requestBody {
-	b := &requestBody{r: r, rc: http.NewResponseController(w), src: r.Body, length: r.ContentLength, idle: idle}
+	b := &requestBody{r: r, rc: *http.NewResponseController(w), src: r.Body, length: r.ContentLength, idle: idle}
 	if b.length != 0 {
 		// The answer may start while the body still arrives.
 		b.rc.EnableFullDuplex()
@@ -90,11 +90,15 @@ func (b *requestBody) frame(id messages.ID) *link.Buffer {
 	return c
 }
 
+// rest reports whether part of the body is left to send after the head
+// and what came with it.
+func (b *requestBody) rest() bool { return b.length != 0 && !b.complete() }
+
 // start sends the rest of the body of stream st to up from a goroutine.
 // It calls fail if the body cannot be sent whole, and ended once it has
 // been.
 func (b *requestBody) start(ctx context.Context, up upstream, st *stream, fail func(error), ended func()) {
-	if b.length == 0 || b.complete() {
+	if !b.rest() {
 		ended()
 		return
 	}

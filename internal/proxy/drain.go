@@ -9,13 +9,14 @@ import (
 )
 
 // inFlight counts the visitor HTTP requests being served (not WebSockets,
-// which last as long as the visitor wants), for WaitIdle.
-func (s *Server) inFlight(r *http.Request) (done func()) {
+// which last as long as the visitor wants), for WaitIdle. It returns what
+// to take off the count when r ends: 1, or 0 for a WebSocket.
+func (s *Server) inFlight(r *http.Request) int64 {
 	if hop.IsWebSocket(r) {
-		return func() {}
+		return 0
 	}
 	s.requests.Add(1)
-	return func() { s.requests.Add(-1) }
+	return 1
 }
 
 // WaitIdle waits until no visitor HTTP request is in flight, or until ctx

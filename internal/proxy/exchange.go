@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,42 +20,26 @@ import (
 // the end of the request body: a long upload is bounded by its idle
 // bound instead.
 func (s *Server) exchange(w http.ResponseWriter, r *http.Request, up upstream, head *messages.RequestHead, body *requestBody) error {
-	st := newStream(up.credit(), func() { s.stats.StreamOverflow.Add(1) })
+	st := newStream(up.credit(), &s.stats.StreamOverflow)
 	if err := up.attach(st.id, st); err != nil {
 		return fmt.Errorf("%w: %w", errRetry, err)
 	}
 	defer st.Release()
 	defer up.detach(st.id)
 
-	ctx, cancel := context.WithCancelCause(r.Context())
-	var answered atomic.Bool
-	timer := time.AfterFunc(s.cfg.RequestTimeout, func() {
-		if !answered.Load() {
-			cancel(ErrTimeout)
-		}
-	})
-	timer.Stop()
-	defer body.wait()
-	defer cancel(nil)
-	defer timer.Stop()
-
-	if err := s.sendHead(ctx, up, st, head, body); err != nil {
+	if err := s.sendHead(r.Context(), up, st, head, body); err != nil {
 		return err
 	}
-	// The body's failure is why the stream ends, even when net/http has
-	// already canceled the request's context for the same broken read.
-	var failed atomic.Pointer[error]
-	body.start(ctx, up, st, func(err error) {
-		failed.Store(&err)
-		cancel(err)
-	}, func() { timer.Reset(s.cfg.RequestTimeout) })
-
-	m, err := st.Next(ctx)
-	if err != nil && r.Context().Err() != nil {
-		body.wait() // net/http ended the request: maybe for the body's own failure
-	}
-	if e := failed.Load(); err != nil && e != nil {
-		err = *e
+	ctx := r.Context()
+	var m link.Inbound
+	var err error
+	if body.rest() {
+		x := s.startBody(r, up, st, body)
+		defer x.end()
+		ctx = x.ctx
+		m, err = x.await()
+	} else {
+		m, err = s.await(ctx, st)
 	}
 	if err != nil {
 		s.cancelStream(up, st.id, err)
@@ -63,9 +48,81 @@ func (s *Server) exchange(w http.ResponseWriter, r *http.Request, up upstream, h
 		}
 		return err
 	}
-	answered.Store(true)
-	timer.Stop()
 	return s.writeResponse(ctx, w, r, up, st, m, messages.TypeHTTPResponse)
+}
+
+// timers are stopped timers for await, so that a request arms one
+// without allocating.
+var timers = sync.Pool{New: func() any {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}}
+
+// await waits for the answer's first frame to a request whose body has
+// all been sent, at most the request timeout.
+func (s *Server) await(ctx context.Context, st *stream) (link.Inbound, error) {
+	t := timers.Get().(*time.Timer)
+	t.Reset(s.cfg.RequestTimeout)
+	defer timers.Put(t)
+	defer t.Stop() // with Go 1.23 timers, nothing is left in t.C after Stop
+	return st.NextBefore(ctx, t.C, ErrTimeout)
+}
+
+// sending is an exchange whose request body goes on from a goroutine
+// while the answer is awaited: its context ends when the body fails, and
+// the request timeout runs from when the body has ended.
+type sending struct {
+	r        *http.Request
+	st       *stream
+	body     *requestBody
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	timer    *time.Timer
+	answered atomic.Bool
+	failed   atomic.Pointer[error] // why the body could not be sent
+}
+
+func (s *Server) startBody(r *http.Request, up upstream, st *stream, body *requestBody) *sending {
+	x := &sending{r: r, st: st, body: body}
+	x.ctx, x.cancel = context.WithCancelCause(r.Context())
+	x.timer = time.AfterFunc(s.cfg.RequestTimeout, func() {
+		if !x.answered.Load() {
+			x.cancel(ErrTimeout)
+		}
+	})
+	x.timer.Stop()
+	// The body's failure is why the stream ends, even when net/http has
+	// already canceled the request's context for the same broken read.
+	body.start(x.ctx, up, st, func(err error) {
+		x.failed.Store(&err)
+		x.cancel(err)
+	}, func() { x.timer.Reset(s.cfg.RequestTimeout) })
+	return x
+}
+
+// await waits for the answer's first frame.
+func (x *sending) await() (link.Inbound, error) {
+	m, err := x.st.Next(x.ctx)
+	if err != nil && x.r.Context().Err() != nil {
+		x.body.wait() // net/http ended the request: maybe for the body's own failure
+	}
+	if e := x.failed.Load(); err != nil && e != nil {
+		err = *e
+	}
+	if err == nil {
+		x.answered.Store(true)
+		x.timer.Stop()
+	}
+	return m, err
+}
+
+// end stops the timer, ends the context and waits for the body's
+// goroutine, once the exchange is over.
+func (x *sending) end() {
+	x.timer.Stop()
+	x.cancel(nil)
+	x.body.wait()
 }
 
 // sendHead sends the HTTPRequest, and with it the body's first chunk if

@@ -38,16 +38,20 @@ func (s *Server) outboundHeader(r *http.Request) http.Header {
 	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + xff
 	}
-	h["X-Forwarded-For"] = []string{xff}
+	vals := make([]string, 0, 3) // one array for the values set here
+	vals = append(vals, xff)
+	h["X-Forwarded-For"] = vals[0:1:1]
 	if len(h["X-Forwarded-Proto"]) == 0 {
 		proto := s.cfg.PublicScheme
 		if r.TLS != nil {
 			proto = "https"
 		}
-		h["X-Forwarded-Proto"] = []string{proto}
+		vals = append(vals, proto)
+		h["X-Forwarded-Proto"] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	if len(h["X-Forwarded-Host"]) == 0 {
-		h["X-Forwarded-Host"] = []string{r.Host}
+		vals = append(vals, r.Host)
+		h["X-Forwarded-Host"] = vals[len(vals)-1 : len(vals) : len(vals)]
 	}
 	return h
 }

@@ -42,8 +42,9 @@ func (s *Server) openRelay(key relayKey, label string, ws bool) *relay {
 	if t := s.tunnel(label); t != nil {
 		rl.l = t.pick(nil)
 	}
-	rl.in = link.NewInbox(1<<20, link.RelayQueue, nil)
-	if !rl.credited() {
+	if rl.credited() {
+		rl.in = link.NewInbox(1<<20, link.RelayQueue, nil)
+	} else {
 		rl.in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
 	if rl.l == nil || rl.l.attach(key.id, rl) != nil {

@@ -251,7 +251,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.fail(v, r, host, ErrNotOurs)
 		return
 	}
-	defer s.inFlight(r)()
+	defer s.requests.Add(-s.inFlight(r)) // the count goes up now, down at the end
 	s.serveTunnel(v, r, label, host)
 }
 

@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync/atomic"
+
 	"keyhole/internal/link"
 	"keyhole/messages"
 )
@@ -21,23 +23,25 @@ const (
 type stream struct {
 	*link.Inbox
 	id  messages.ID
-	ovf func() // counts an overflow
+	ovf *atomic.Int64 // counts an overflow
 }
 
 // newStream returns a stream. With credit its inbox holds what the peer's
 // window allows (one frame of overdraft included) and it sends within
 // the window the peer grants; without, it has no window.
-func newStream(credit bool, ovf func()) *stream {
-	in := link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
+func newStream(credit bool, ovf *atomic.Int64) *stream {
+	var in *link.Inbox
 	if credit {
 		in = link.NewStreamInbox()
+	} else {
+		in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
 	return &stream{Inbox: in, id: messages.NewID(), ovf: ovf}
 }
 
 func (s *stream) deliver(f messages.Frame, b *link.Buffer) {
 	if !s.Deliver(f, b) {
-		s.ovf()
+		s.ovf.Add(1)
 	}
 }
 

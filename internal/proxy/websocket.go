@@ -48,7 +48,7 @@ func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label st
 // openWebSocket runs one attempt of a handshake on up and, if the service
 // agrees, the socket.
 func (s *Server) openWebSocket(ctx context.Context, w http.ResponseWriter, r *http.Request, up upstream, head *messages.RequestHead) error {
-	st := newStream(true, func() { s.stats.StreamOverflow.Add(1) })
+	st := newStream(true, &s.stats.StreamOverflow)
 	if err := up.attach(st.id, st); err != nil {
 		return fmt.Errorf("%w: %w", errRetry, err)
 	}

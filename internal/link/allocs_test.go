@@ -1,0 +1,65 @@
+package link
+
+import (
+	"context"
+	"testing"
+
+	"keyhole/messages"
+)
+
+// TestWriteFramesAllocs: writing a batch of pooled frames, masked or
+// not, allocates nothing.
+func TestWriteFramesAllocs(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		mine, peer := ends(t, client)
+		go func() { // the peer reads everything
+			for {
+				if _, _, err := peer.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+		c := New(mine, Options{Client: client})
+		batch := []*Buffer{Chunk(), Chunk()}
+		batch[0].Seal(messages.TypeHTTPResponse, 0, idOf(1), 100)
+		batch[1].Seal(messages.TypeData, messages.FlagEnd, idOf(1), 1<<10)
+		write := func() {
+			if err := c.writeFrames(batch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		write() // the scratch slice grows once
+		if got := testing.AllocsPerRun(100, write); got != 0 {
+			t.Errorf("client %v: got %v allocations per batch, want 0", client, got)
+		}
+		freeAll(batch)
+	}
+}
+
+// TestStreamInboxAllocs: a flow-controlled stream's inbox costs four
+// allocations (itself with its window, and their three channels), and a
+// head and a body frame through it none more.
+func TestStreamInboxAllocs(t *testing.T) {
+	ctx := context.Background()
+	head, body := Chunk(), Chunk()
+	got := testing.AllocsPerRun(100, func() {
+		q := NewStreamInbox()
+		head.Seal(messages.TypeHTTPResponse, 0, idOf(1), 100)
+		q.Deliver(mustParse(t, head), head)
+		q.Next(ctx)
+		body.Seal(messages.TypeData, messages.FlagEnd, idOf(1), 1<<10)
+		q.Deliver(mustParse(t, body), body)
+		q.Next(ctx)
+	})
+	if got != 4 {
+		t.Errorf("got %v allocations per stream, want 4", got)
+	}
+}
+
+func mustParse(t *testing.T, b *Buffer) messages.Frame {
+	f, err := messages.Parse(b.B)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}

@@ -2,9 +2,9 @@ package redisbus
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"fmt"
-	"hash"
 	"slices"
 	"strings"
 	"sync"
@@ -41,8 +41,8 @@ type heartbeats struct {
 	refused  atomic.Uint64                  // heartbeats that failed authentication
 	bad      atomic.Pointer[map[string]int] // nodes named only in heartbeats that fail; nil when none
 
-	mu       sync.Mutex // protects peers, others and reported
-	peers    map[senderID]heard
+	mu       sync.Mutex         // protects peers, others and reported
+	peers    map[senderID]heard // heartbeats that authenticate, with their senders' keys
 	others   map[senderID]heard // heartbeats that fail authentication
 	reported string             // the state last logged
 
@@ -55,7 +55,8 @@ type heartbeats struct {
 type heard struct {
 	nodes  []string
 	at     time.Time
-	reason string // why it failed, for others
+	reason string      // why it failed, for others
+	gcm    cipher.AEAD // the sender's key, for peers: derived once while it beats
 }
 
 func (b *Bus) startHeartbeats(interval time.Duration) {
@@ -116,8 +117,7 @@ func (h *heartbeats) publish() {
 		body = append(body, byte(len(n)))
 		body = append(body, n...)
 	}
-	mac := h.b.newMAC()
-	env := seal(mac, h.channel, time.Now(), msgID{h.b.sender, h.b.counter.Add(1)}, body)
+	env := h.b.sealed(new(sealBuf), h.channel, body)
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.timeout)
 	defer cancel()
 	var err error
@@ -134,43 +134,49 @@ func (h *heartbeats) publish() {
 // listen records the heartbeats of the other Buses until msgs is closed.
 func (h *heartbeats) listen(msgs <-chan *redis.Message) {
 	defer h.wg.Done()
-	mac := h.b.newMAC()
+	o := newOpener(h.channel)
 	for m := range msgs {
-		h.receive(mac, []byte(m.Payload), time.Now())
+		h.receive(o, m.Payload, time.Now())
 	}
 }
 
-func (h *heartbeats) receive(mac hash.Hash, env []byte, now time.Time) {
-	if len(env) < headerSize || env[0] != envelopeVersion {
+func (h *heartbeats) receive(o *opener, payload string, now time.Time) {
+	env, id, err := o.load(payload)
+	if err != nil {
 		h.refused.Add(1)
 		return
 	}
-	var sender senderID
-	copy(sender[:], env[offSender:offCounter])
-	if sender == h.b.sender {
+	if id.sender == h.b.sender {
 		return // our own
 	}
-	body, _, err := open(mac, h.channel, now, env)
+	h.mu.Lock()
+	gcm := h.peers[id.sender].gcm
+	h.mu.Unlock()
+	if gcm == nil {
+		gcm = senderMAC(h.b.key, id.sender)
+	}
+	body, err := o.open(gcm, id, now)
 	if err != nil {
 		// The body is readable without the key: it names the nodes
 		// whose secret (or clock) differs.
-		body = env[headerSize:]
+		body = env[headerSize : len(env)-tagSize]
 	}
 	got := heard{nodes: parseNodes(body), at: now}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
 	case err == nil:
-		h.peers[sender] = got
-		delete(h.others, sender)
+		got.gcm = gcm
+		h.peers[id.sender] = got
+		delete(h.others, id.sender)
 	case errors.Is(err, errStale):
 		h.refused.Add(1)
 		got.reason = "timestamp more than " + MaxClockSkew.String() + " from this node's clock"
-		h.others[sender] = got
+		h.others[id.sender] = got
 	default:
 		h.refused.Add(1)
 		got.reason = "bad authentication tag: another cluster secret"
-		h.others[sender] = got
+		h.others[id.sender] = got
 	}
 	h.updateBadLocked(now)
 }

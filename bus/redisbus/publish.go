@@ -3,7 +3,6 @@ package redisbus
 import (
 	"context"
 	"fmt"
-	"hash"
 	"sync"
 	"time"
 
@@ -38,6 +37,32 @@ type publishResult struct {
 
 var publishReqs = sync.Pool{New: func() any { return &publishReq{done: make(chan publishResult, 1)} }}
 
+// sealBuf is what a Publish seals its message in. It goes back to the
+// Bus's pool once the publisher is done with the envelope, so a busy Bus
+// seals without allocating; one that grew past maxPooledSeal is left to
+// the garbage collector instead.
+type sealBuf struct {
+	buf []byte // the mac input: the channel's prefix, then the envelope
+	n   nonce
+}
+
+const maxPooledSeal = 256 << 10
+
+// sealed seals msg for channel into sb and returns the envelope, which
+// aliases sb.
+func (b *Bus) sealed(sb *sealBuf, channel string, msg []byte) []byte {
+	var env []byte
+	sb.buf, env = seal(b.mac, &sb.n, sb.buf, channel, time.Now(), msgID{b.sender, b.counter.Add(1)}, msg)
+	return env
+}
+
+// recycle returns sb to the pool. Only once nothing reads its envelope.
+func (b *Bus) recycle(sb *sealBuf) {
+	if cap(sb.buf) <= maxPooledSeal {
+		b.seals.Put(sb)
+	}
+}
+
 // Publish seals msg and publishes it to node's channel. It fails with an
 // error wrapping bus.ErrNoSubscriber when no subscriber received it, and
 // with bus.ErrClosed after Close, and at once with ErrSecretMismatch when
@@ -52,9 +77,8 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 		return fmt.Errorf("redisbus: publish to %q: %w", node, err)
 	}
 	channel := b.channel(node)
-	mac := b.macs.Get().(hash.Hash)
-	env := seal(mac, channel, time.Now(), msgID{b.sender, b.counter.Add(1)}, msg)
-	b.macs.Put(mac)
+	sb := b.seals.Get().(*sealBuf)
+	env := b.sealed(sb, channel, msg)
 	ctx, cancel := context.WithTimeout(ctx, b.timeout)
 	defer cancel()
 
@@ -65,6 +89,7 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	case <-ctx.Done():
 		r.ctx, r.env = nil, nil
 		publishReqs.Put(r)
+		b.recycle(sb)
 		b.stats.publishErrors.Add(1)
 		return fmt.Errorf("redisbus: publish to %q: %w", node, ctx.Err())
 	case <-b.quit:
@@ -73,11 +98,13 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	var res publishResult
 	select {
 	case res = <-r.done:
-		// The publisher is done with r.
+		// The publisher is done with r and its envelope.
 		r.ctx, r.env = nil, nil
 		publishReqs.Put(r)
+		b.recycle(sb)
 	case <-ctx.Done():
-		// r stays with the publisher, which answers into its buffer.
+		// r and sb stay with the publisher, which answers into r's
+		// buffer; both are left to the garbage collector.
 		res.err = ctx.Err()
 	case <-b.quit:
 		return bus.ErrClosed

@@ -8,9 +8,10 @@
 // the node that took it and the no-subscriber check would lie; and it
 // follows a failover of its channel's master within seconds (shards.go).
 //
-// Every message is sealed with an HMAC-SHA256 keyed from the cluster
-// secret over the channel name, a timestamp, the sending Bus's random id,
-// its message counter and the message (layout in envelope.go). A
+// Every message is sealed with a GMAC (AES-256-GCM authenticating only)
+// under a key derived from the cluster secret and the sending Bus's random
+// id, over the channel name, a timestamp, that id, the Bus's message
+// counter and the message (layout in envelope.go). A
 // subscriber drops, and counts in Stats, any message that is malformed,
 // carries a bad tag (another secret, or a message replayed onto another
 // node's channel), a timestamp more than MaxClockSkew from its own clock,
@@ -36,12 +37,10 @@
 package redisbus
 
 import (
-	"crypto/hmac"
+	"crypto/cipher"
 	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -104,8 +103,9 @@ type Bus struct {
 	buffer  int
 	sharded bool
 	log     *slog.Logger
-	macs    sync.Pool     // of hash.Hash keyed with key, for Publish
 	sender  senderID      // random, so receivers keep each Bus's counters apart
+	mac     cipher.AEAD   // sender's key (senderMAC), for sealing; safe for concurrent use
+	seals   sync.Pool     // of *sealBuf, for Publish
 	counter atomic.Uint64 // the last message's counter; Publish adds one
 	stats   counters
 	closed  atomic.Bool
@@ -159,10 +159,12 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log = slog.Default()
 	}
 	b.log = b.log.With("component", "redisbus")
-	b.macs.New = func() any { return b.newMAC() }
 	// A fresh id per Bus, so a restarted node's counters starting again
-	// at 1 are not taken for replays. rand.Read never fails.
+	// at 1 are not taken for replays, and its key is fresh: GCM nonces
+	// repeat across Buses, keys do not. rand.Read never fails.
 	rand.Read(b.sender[:])
+	b.mac = senderMAC(b.key, b.sender)
+	b.seals.New = func() any { return new(sealBuf) }
 	_, b.sharded = client.(*redis.ClusterClient)
 	if !redisopt.ContextTimeoutEnabled(client) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
@@ -240,10 +242,6 @@ var _ bus.Lossy = (*Bus)(nil)
 
 func (b *Bus) channel(node string) string {
 	return b.prefix + ":node:" + node
-}
-
-func (b *Bus) newMAC() hash.Hash {
-	return hmac.New(sha256.New, b.key)
 }
 
 // forget removes s from the subscriptions if it is still there.

@@ -3,6 +3,8 @@ package redisbus_test
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
@@ -94,14 +96,15 @@ func TestForgedDropped(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"plain text", []byte("GET / HTTP/1.1\r\n\r\n")},
-		{"header cut short", valid[:56]},
+		{"header and tag cut short", valid[:40]},
 		{"version 1 (no counter)", handSealV1(secret, channel, now, msg)},
-		{"unknown version", func() []byte { b := bytes.Clone(valid); b[0] = 3; return b }()},
+		{"version 2 (HMAC-SHA256)", handSealV2(secret, channel, now, sender, 1, msg)},
+		{"unknown version", func() []byte { b := bytes.Clone(valid); b[0] = 4; return b }()},
 		{"timestamp changed", flip(8)},
 		{"sender id changed", flip(9)},
 		{"counter changed", flip(24)},
-		{"tag bit flipped", flip(30)},
-		{"message bit flipped", flip(len(valid) - 1)},
+		{"message bit flipped", flip(25)},
+		{"tag bit flipped", flip(len(valid) - 1)},
 		{"message appended", append(bytes.Clone(valid), 'x')},
 		{"other secret", handSeal(otherSecret, channel, now, sender, 1, msg)},
 		{"sealed for another node", handSeal(secret, prefix+":node:m", now, sender, 1, msg)},
@@ -354,9 +357,38 @@ func newBus(t *testing.T, client redis.UniversalClient, prefix string, secret []
 // handSender is a sender id for hand-sealed envelopes.
 type handSender [8]byte
 
-// handSeal builds a version 2 envelope from the layout documented in
+// handSeal builds a version 3 envelope from the layout documented in
 // envelope.go, independently of the package's own code.
 func handSeal(secret []byte, channel string, ts time.Time, sender handSender, counter uint64, msg []byte) []byte {
+	k := hmac.New(sha256.New, secret)
+	k.Write([]byte("keyhole bus v1"))
+	sk := hmac.New(sha256.New, k.Sum(nil))
+	sk.Write([]byte("keyhole bus v3 sender"))
+	sk.Write(sender[:])
+	block, err := aes.NewCipher(sk.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	env := make([]byte, 25, 25+len(msg)+16)
+	env[0] = 3
+	binary.BigEndian.PutUint64(env[1:9], uint64(ts.UnixMilli()))
+	copy(env[9:17], sender[:])
+	binary.BigEndian.PutUint64(env[17:25], counter)
+	env = append(env, msg...)
+	input := binary.BigEndian.AppendUint32(nil, uint32(len(channel)))
+	input = append(append(input, channel...), env...)
+	iv := binary.BigEndian.AppendUint64(make([]byte, 4), counter)
+	return gcm.Seal(env, iv, nil, input)
+}
+
+// handSealV2 builds an envelope of version 2, refused now: the header of
+// version 3, then an HMAC-SHA256 tag over the channel, the header and the
+// message, then the message.
+func handSealV2(secret []byte, channel string, ts time.Time, sender handSender, counter uint64, msg []byte) []byte {
 	k := hmac.New(sha256.New, secret)
 	k.Write([]byte("keyhole bus v1"))
 	key := k.Sum(nil)
@@ -480,7 +512,7 @@ func TestReplayWindow(t *testing.T) {
 			t.Fatalf("%s: publish: got %d receivers, %v; want 1, nil", st.name, n, err)
 		}
 		if st.deliver {
-			want = append(want, string(st.payload[57:]))
+			want = append(want, string(st.payload[25:len(st.payload)-16]))
 		}
 	}
 	// Messages on one connection arrive in order: "after the forgeries"

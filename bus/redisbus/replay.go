@@ -1,6 +1,9 @@
 package redisbus
 
-import "time"
+import (
+	"crypto/cipher"
+	"time"
+)
 
 // Anti-replay, in the style of IPsec and DTLS (RFC 4303 3.4.3, RFC 6479).
 // Every envelope carries its sender's id and a counter that the sender
@@ -44,6 +47,7 @@ type window struct {
 	top   uint64              // highest counter accepted; 0 before the first
 	ring  [windowWords]uint64 // bit set: that counter was accepted
 	heard time.Time           // when a counter was last accepted
+	gcm   cipher.AEAD         // the sender's key (senderMAC), kept as long as the window
 }
 
 // accept reports whether c is new: above the window, or inside it and not
@@ -79,25 +83,37 @@ func (w *window) slide(c uint64) {
 	w.top = c
 }
 
-// replayFilter holds the windows of the senders one subscription hears.
-// It is owned by the subscription's goroutine and needs no lock.
+// replayFilter holds the windows of the senders one subscription hears,
+// and their keys. It is owned by the subscription's goroutine and needs no
+// lock.
 type replayFilter struct {
 	senders   map[senderID]*window
 	lastSweep time.Time
 }
 
-// accept reports whether id has not been seen before, and records it. Only
-// authenticated, fresh messages may be passed, so that forgeries cannot
-// create windows or move them. now must carry a monotonic reading
-// (time.Now).
-func (f *replayFilter) accept(id msgID, now time.Time) bool {
+// mac returns the key to open sender's envelopes with: the one kept with
+// its window, or one derived from the bus's MAC key and kept nowhere. So a
+// forgery under an unknown sender id costs one derivation and leaves no
+// state; only accept keeps a key.
+func (f *replayFilter) mac(key []byte, sender senderID) cipher.AEAD {
+	if w := f.senders[sender]; w != nil {
+		return w.gcm
+	}
+	return senderMAC(key, sender)
+}
+
+// accept reports whether id has not been seen before, and records it,
+// keeping gcm (the sender's key) with a new window. Only authenticated,
+// fresh messages may be passed, so that forgeries cannot create windows or
+// move them. now must carry a monotonic reading (time.Now).
+func (f *replayFilter) accept(id msgID, gcm cipher.AEAD, now time.Time) bool {
 	f.sweep(now)
 	w := f.senders[id.sender]
 	if w == nil {
 		if f.senders == nil {
 			f.senders = make(map[senderID]*window)
 		}
-		w = new(window)
+		w = &window{gcm: gcm}
 		f.senders[id.sender] = w
 	}
 	if !w.accept(id.counter) {
@@ -107,8 +123,8 @@ func (f *replayFilter) accept(id msgID, now time.Time) bool {
 	return true
 }
 
-// sweep forgets the senders not heard from for senderRetention, at most
-// once every sweepEvery. Memory stays bounded by the senders heard in the
+// sweep forgets the senders not heard from for senderRetention, and their
+// keys, at most once every sweepEvery. Memory stays bounded by the senders heard in the
 // last senderRetention+sweepEvery, about 1 KiB each.
 func (f *replayFilter) sweep(now time.Time) {
 	if now.Sub(f.lastSweep) < sweepEvery {

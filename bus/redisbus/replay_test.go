@@ -143,38 +143,38 @@ func TestReplayFilter(t *testing.T) {
 	var f replayFilter
 	a, b := senderID{'a'}, senderID{'b'}
 	t0 := time.Unix(1_800_000_000, 0)
-	if !f.accept(msgID{a, 1}, t0) || !f.accept(msgID{b, 1}, t0) {
+	if !f.accept(msgID{a, 1}, nil, t0) || !f.accept(msgID{b, 1}, nil, t0) {
 		t.Fatal("first messages of two senders: refused, want accepted")
 	}
-	if f.accept(msgID{a, 1}, t0) {
+	if f.accept(msgID{a, 1}, nil, t0) {
 		t.Fatal("a's message accepted twice")
 	}
-	if !f.accept(msgID{b, 2}, t0.Add(senderRetention/2)) {
+	if !f.accept(msgID{b, 2}, nil, t0.Add(senderRetention/2)) {
 		t.Fatal("b's second message refused")
 	}
 	// Just before the retention ends, a is remembered.
-	if f.accept(msgID{a, 1}, t0.Add(senderRetention-time.Second)) {
+	if f.accept(msgID{a, 1}, nil, t0.Add(senderRetention-time.Second)) {
 		t.Fatal("a's message accepted again within the retention")
 	}
 	// At the end of the retention the last sweep was a second ago: too
 	// soon for another.
-	if f.accept(msgID{a, 1}, t0.Add(senderRetention)) {
+	if f.accept(msgID{a, 1}, nil, t0.Add(senderRetention)) {
 		t.Fatal("a's message accepted again before the next sweep")
 	}
 	// The next sweep forgets a, which the timestamp check has long
 	// covered, but not b, heard since.
 	later := t0.Add(senderRetention - time.Second + sweepEvery)
-	if !f.accept(msgID{a, 1}, later) {
+	if !f.accept(msgID{a, 1}, nil, later) {
 		t.Fatal("a's window not forgotten after the retention")
 	}
-	if f.accept(msgID{b, 2}, later) {
+	if f.accept(msgID{b, 2}, nil, later) {
 		t.Fatal("b's window forgotten, want kept: b was heard within the retention")
 	}
 	if len(f.senders) != 2 {
 		t.Fatalf("got %d windows, want 2", len(f.senders))
 	}
 	// Long after, both are forgotten: only b's new window is left.
-	if !f.accept(msgID{b, 3}, later.Add(senderRetention+sweepEvery)) || len(f.senders) != 1 {
+	if !f.accept(msgID{b, 3}, nil, later.Add(senderRetention+sweepEvery)) || len(f.senders) != 1 {
 		t.Fatalf("got %d windows long after both were last heard, want 1", len(f.senders))
 	}
 }

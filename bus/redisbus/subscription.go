@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,9 +37,8 @@ type subscription struct {
 	closeOnce    sync.Once
 
 	// Owned by run.
-	mac      hash.Hash
-	buf      []byte
-	replay   replayFilter
+	opener   *opener
+	replay   replayFilter // the senders' windows and keys
 	lastWarn time.Time
 }
 
@@ -54,7 +52,7 @@ func (b *Bus) subscribe(node string, handle func([]byte)) (*subscription, error)
 		handle:       handle,
 		unsubscribed: make(chan struct{}),
 		done:         make(chan struct{}),
-		mac:          b.newMAC(),
+		opener:       newOpener(b.channel(node)),
 	}
 	ps, msgs, err := b.open(s.channel)
 	if err != nil {
@@ -151,15 +149,7 @@ func (s *subscription) subscriptionChanged(m *redis.Subscription) {
 
 func (s *subscription) deliver(m *redis.Message) {
 	now := time.Now()
-	s.buf = append(s.buf[:0], m.Payload...)
-	msg, id, err := open(s.mac, s.channel, now, s.buf)
-	if err == nil && m.Channel != s.channel {
-		err = errForged // cannot happen with one channel per PubSub; never deliver it
-	}
-	// Only an authentic, fresh message may touch the replay windows.
-	if err == nil && !s.replay.accept(id, now) {
-		err = errReplayed
-	}
+	msg, err := s.open(m, now)
 	switch {
 	case err == nil:
 		s.b.stats.delivered.Add(1)
@@ -178,6 +168,29 @@ func (s *subscription) deliver(m *redis.Message) {
 		s.b.log.Warn("dropped a message that failed authentication", "node", s.node, "err", err,
 			"forged", st.Forged, "stale", st.Stale, "replayed", st.Replayed)
 	}
+}
+
+// open authenticates m and checks it against the replay windows. A key
+// derived for an unknown sender is kept only once a message of that sender
+// passes.
+func (s *subscription) open(m *redis.Message, now time.Time) ([]byte, error) {
+	if m.Channel != s.channel {
+		return nil, errForged // cannot happen with one channel per PubSub; never deliver it
+	}
+	_, id, err := s.opener.load(m.Payload)
+	if err != nil {
+		return nil, err
+	}
+	gcm := s.replay.mac(s.b.key, id.sender)
+	msg, err := s.opener.open(gcm, id, now)
+	if err != nil {
+		return nil, err
+	}
+	// Only an authentic, fresh message may touch the replay windows.
+	if !s.replay.accept(id, gcm, now) {
+		return nil, errReplayed
+	}
+	return msg, nil
 }
 
 // Close unsubscribes, waits for Redis to confirm (so a later Publish sees

@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ed25519"
 	"crypto/hmac"
 	"crypto/rand"
@@ -287,7 +289,8 @@ func TestRedisForgedMessages(t *testing.T) {
 		{"sealed with another secret", sealBus(wrong, channel, time.Now(), forged()), false},
 		{"sealed for node b, replayed onto a", sealBus(right, prefix+":node:b", time.Now(), forged()), false},
 		{"sealed for another prefix", sealBus(right, "keyhole:node:a", time.Now(), forged()), false},
-		{"tag bit flipped", func() []byte { p := sealBus(right, channel, time.Now(), forged()); p[20] ^= 1; return p }(), false},
+		{"tag bit flipped", func() []byte { p := sealBus(right, channel, time.Now(), forged()); p[len(p)-1] ^= 1; return p }(), false},
+		{"sealed as version 2, with HMAC-SHA256", sealBusV2(right, channel, time.Now(), forged()), false},
 		{"plain HTTP", []byte("POST /forged HTTP/1.1\r\nHost: " + hostOf(c.url) + "\r\n\r\n"), false},
 		{"empty", nil, false},
 		{"authentic but an hour old", sealBus(right, channel, time.Now().Add(-time.Hour), forged()), true},
@@ -382,11 +385,38 @@ func forgedRequest(t *testing.T, label, host string) []byte {
 	return append(env, frame...)
 }
 
-// sealBus builds a bus envelope (version 2) from the layout documented in
+// sealBus builds a bus envelope (version 3) from the layout documented in
 // bus/redisbus/envelope.go, independently of that package's code. Each
 // envelope gets the next counter of one made-up sender, so none is taken
 // for a replay.
 func sealBus(secret []byte, channel string, ts time.Time, msg []byte) []byte {
+	const sender = "e2e-test" // 8 bytes
+	k := hmac.New(sha256.New, secret)
+	k.Write([]byte("keyhole bus v1"))
+	sk := hmac.New(sha256.New, k.Sum(nil))
+	sk.Write([]byte("keyhole bus v3 sender" + sender))
+	block, err := aes.NewCipher(sk.Sum(nil))
+	if err != nil {
+		panic(err)
+	}
+	gcm, err := cipher.NewGCM(block)
+	if err != nil {
+		panic(err)
+	}
+	counter := sealBusCounter.Add(1)
+	env := []byte{3}
+	env = binary.BigEndian.AppendUint64(env, uint64(ts.UnixMilli()))
+	env = append(env, sender...)
+	env = binary.BigEndian.AppendUint64(env, counter)
+	env = append(env, msg...)
+	input := binary.BigEndian.AppendUint32(nil, uint32(len(channel)))
+	input = append(append(input, channel...), env...)
+	return gcm.Seal(env, binary.BigEndian.AppendUint64(make([]byte, 4), counter), nil, input)
+}
+
+// sealBusV2 builds an envelope of version 2, which receivers refuse now:
+// the same header, then an HMAC-SHA256 tag, then the message.
+func sealBusV2(secret []byte, channel string, ts time.Time, msg []byte) []byte {
 	k := hmac.New(sha256.New, secret)
 	k.Write([]byte("keyhole bus v1"))
 	head := []byte{2}

@@ -44,7 +44,9 @@ func TestClusterSecretMismatch(t *testing.T) {
 
 	start := time.Now()
 	deadline := start.Add(10 * time.Second)
-	for b.Ready() == nil {
+	// The first heartbeat a node sends may come before it subscribes its
+	// node channel, and so name no node yet: wait for one that names a.
+	for err := b.Ready(); err == nil || !strings.Contains(err.Error(), "a ("); err = b.Ready() {
 		if time.Now().After(deadline) {
 			t.Fatalf("the misconfigured node is still ready after 10 s; its log:\n%s", logB.String())
 		}

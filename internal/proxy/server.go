@@ -25,7 +25,6 @@ import (
 	"keyhole/internal/identity"
 	"keyhole/internal/metrics"
 	"keyhole/limiter"
-	"keyhole/messages"
 	"keyhole/registry"
 )
 
@@ -177,8 +176,12 @@ func New(cfg Config) (*Server, error) {
 		blockedKeys: make(map[string]struct{}),
 		upgrader: websocket.Upgrader{
 			// ReadBufferSize stays zero: the link's WebSocket reads
-			// from net/http's hijacked reader (see hijackTap).
-			WriteBufferSize: messages.MaxFrame + 16,
+			// from net/http's hijacked reader (see hijackTap). The
+			// library writes only the Challenge and a refusal (the link
+			// writes its frames itself, link/wire.go), so a small
+			// buffer does: a large one is garbage that a burst of
+			// registrations leaves behind in thousands.
+			WriteBufferSize: 512,
 			WriteBufferPool: &sync.Pool{},
 			CheckOrigin:     func(*http.Request) bool { return true },
 		},

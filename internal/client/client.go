@@ -218,7 +218,7 @@ func (c *Client) Run(ctx context.Context) error {
 		if perm != nil && old == nil && !c.cfg.RetryPermanent {
 			return perm
 		}
-		wait := jitter(backoff)
+		wait := max(jitter(backoff), retryAfter(err)) // the proxy's own word, if it gave one
 		c.logRetry(err, perm, lost, connected, old != nil, wait)
 		// While a drained link still serves, failed attempts back off as
 		// usual; once it ends the client has no link at all, so it tries

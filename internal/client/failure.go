@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"keyhole/internal/link"
 	"keyhole/messages"
@@ -38,10 +39,21 @@ func refused(st messages.Status) *RefusedError {
 // UpgradeError is an answer other than 101 Switching Protocols to the
 // link's WebSocket upgrade, or a 101 that is not a WebSocket handshake.
 type UpgradeError struct {
-	URL    string
-	Status string // e.g. "404 Not Found"
-	Code   int
-	Body   string // the start of the body
+	URL        string
+	Status     string // e.g. "404 Not Found"
+	Code       int
+	Body       string        // the start of the body
+	RetryAfter time.Duration // the answer's Retry-After (429, 503), or 0
+}
+
+// retryAfter is how long the proxy asked a refused attempt to wait (a
+// 429 over its registration limits, a 503 while it drains), or 0.
+func retryAfter(err error) time.Duration {
+	var ue *UpgradeError
+	if errors.As(err, &ue) {
+		return ue.RetryAfter
+	}
+	return 0
 }
 
 func (e *UpgradeError) Error() string {

@@ -183,3 +183,32 @@ func wsServer(t *testing.T, serve func(*websocket.Conn)) string {
 	t.Cleanup(hs.Close)
 	return "ws://" + hs.Listener.Addr().String()
 }
+
+// A proxy over its registration limits answers 429 with Retry-After: the
+// client waits that long before it tries again, however short its own
+// backoff.
+func TestRunHonoursRetryAfter(t *testing.T) {
+	var mu sync.Mutex // protects attempts
+	var attempts []time.Time
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts = append(attempts, time.Now())
+		mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many registrations", http.StatusTooManyRequests)
+	}))
+	t.Cleanup(hs.Close)
+	if _, err := run(t, "ws://"+hs.Listener.Addr().String(), 2500*time.Millisecond, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Run returned %v, want it to keep trying until the context ends", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(attempts) < 2 || len(attempts) > 3 {
+		t.Fatalf("got %d attempts in 2.5 s, want 2 or 3 (one a second)", len(attempts))
+	}
+	for i := 1; i < len(attempts); i++ {
+		if gap := attempts[i].Sub(attempts[i-1]); gap < time.Second {
+			t.Errorf("attempt %d came %v after the one before, want at least the 1 s Retry-After asked", i+1, gap)
+		}
+	}
+}

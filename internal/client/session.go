@@ -144,10 +144,17 @@ func (c *Client) register(ws *websocket.Conn) (messages.RegistrationResponse, er
 	}
 }
 
+// maxRetryAfter bounds how long a Retry-After can hold the client back.
+const maxRetryAfter = 5 * time.Minute
+
 // upgradeError describes the answer to an upgrade that did not open a link.
 func upgradeError(url string, resp *http.Response) *UpgradeError {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-	return &UpgradeError{URL: url, Status: resp.Status, Code: resp.StatusCode, Body: string(body)}
+	e := &UpgradeError{URL: url, Status: resp.Status, Code: resp.StatusCode, Body: string(body)}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = min(time.Duration(s)*time.Second, maxRetryAfter)
+	}
+	return e
 }
 
 func readFrame(ws *websocket.Conn) (messages.Frame, error) {

@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"keyhole/internal/client"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
 )
@@ -43,7 +45,15 @@ func streamRoutes(t *testing.T, cfg proxy.Config, h http.HandlerFunc) []route {
 		return startProxy(t, c)
 	}
 	a, b := node("a"), node("b")
-	c2 := startClient(t, a, be.URL, newKey(t))
+	var clientLog syncBuffer
+	c2 := startClient(t, a, be.URL, newKey(t), func(c *client.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&clientLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the client across nodes logged:\n%s", clientLog.String())
+		}
+	})
 	return []route{
 		{name: "one node", hc: visitor(one), url: c1.url},
 		{name: "across nodes", hc: visitor(b), url: c2.url},
@@ -298,7 +308,7 @@ func TestStreamUploadTheServiceDropsFailsFast(t *testing.T) {
 // not hold it: each stream stays within its credit, and together they
 // never overflow the link's queue on the node that holds it.
 func TestStreamConcurrentUploadsAcrossNodes(t *testing.T) {
-	const uploads, size = 24, 4 << 20
+	const uploads, size = 16, 4 << 20
 	want := patternSum(size)
 	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
 		h := sha256.New()

@@ -10,8 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -208,13 +206,7 @@ func checkGorilla(t *testing.T, p *testProxy, url string) {
 // checkNode runs Node's ws client against the echo.
 func checkNode(t *testing.T, p *testProxy, url string) {
 	t.Helper()
-	dir, _ := filepath.Abs("testdata/node")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, "wsclient.js"), strings.Replace(url, "http://", "ws://", 1)+"/ws", p.addr).Output()
-	if err != nil {
-		t.Fatalf("node: %v: %s", err, out)
-	}
+	out := runNodeWS(t, "wsclient.js", url+"/ws", p.addr)
 	var seen struct {
 		Error    string
 		Protocol string

@@ -23,18 +23,8 @@ import (
 // a missing one fails the test with how to get it, it never skips.
 
 func TestNodeWebSocketClient(t *testing.T) {
-	dir, _ := filepath.Abs("testdata/node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {
-		t.Fatalf("the ws package is missing: run `npm ci --prefix internal/e2e/testdata/node` (make test does): %v", err)
-	}
 	p, e, c := wsSetup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	url := strings.Replace(c.url, "http://", "ws://", 1) + "/node"
-	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, "wsclient.js"), url, p.addr).Output()
-	if err != nil {
-		t.Fatalf("node: %v: %s", err, out)
-	}
+	out := runNodeWS(t, "wsclient.js", c.url+"/node", p.addr)
 	var seen struct {
 		Error    string
 		Protocol string
@@ -159,4 +149,22 @@ func TestBrowserWebSocketEcho(t *testing.T) {
 		cmd.Wait()
 		t.Fatalf("the page never reported its echo; chromium printed:\n%s", out.String())
 	}
+}
+
+// runNodeWS runs a script of testdata/node against the WebSocket at url,
+// every connection going to the proxy at addr, and returns what it
+// printed. A missing ws package fails the test with how to get it.
+func runNodeWS(t *testing.T, script, url, addr string) []byte {
+	t.Helper()
+	dir, _ := filepath.Abs("testdata/node")
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {
+		t.Fatalf("the ws package is missing: run `npm ci --prefix internal/e2e/testdata/node` (make test does): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, script), strings.Replace(url, "http://", "ws://", 1), addr).Output()
+	if err != nil {
+		t.Fatalf("node %s: %v: %s", script, err, out)
+	}
+	return out
 }

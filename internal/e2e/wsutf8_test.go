@@ -1,13 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,18 +14,8 @@ import (
 // is not UTF-8, which never reaches the service: the visitor's socket is
 // closed with 1007 and so is the service's.
 func TestWebSocketTextMustBeUTF8(t *testing.T) {
-	dir, _ := filepath.Abs("testdata/node")
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "ws")); err != nil {
-		t.Fatalf("the ws package is missing: run `npm ci --prefix internal/e2e/testdata/node` (make test does): %v", err)
-	}
 	p, e, c := wsSetup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	url := strings.Replace(c.url, "http://", "ws://", 1) + "/utf8"
-	out, err := exec.CommandContext(ctx, "node", filepath.Join(dir, "wsutf8.js"), url, p.addr).Output()
-	if err != nil {
-		t.Fatalf("node: %v: %s", err, out)
-	}
+	out := runNodeWS(t, "wsutf8.js", c.url+"/utf8", p.addr)
 	var seen struct {
 		Error string
 		Echo  struct {

@@ -4,15 +4,13 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
 	"keyhole/internal/link"
+	"keyhole/internal/link/linktest"
 	"keyhole/messages"
 )
 
@@ -29,20 +27,8 @@ type proxyEnd struct {
 // of link revision 2 (credit) or 1, and the proxy's end of that link.
 func newLink(t *testing.T, credit bool, maxBody int64) (*session, *proxyEnd) {
 	t.Helper()
-	got := make(chan *websocket.Conn, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		got <- ws
-	}))
-	t.Cleanup(hs.Close)
-	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxyEnd{t: t, ws: <-got, frames: make(chan messages.Frame, 4096)}
+	srv, cli := linktest.Pair(t)
+	p := &proxyEnd{t: t, ws: srv, frames: make(chan messages.Frame, 4096)}
 	s := &session{
 		log:     slog.New(slog.DiscardHandler),
 		credit:  credit,

@@ -4,38 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"keyhole/internal/link/linktest"
 	"keyhole/messages"
 )
 
 // wsPair returns the two ends of a real WebSocket over loopback: the
 // server's end first.
-func wsPair(t *testing.T) (srv, cli *websocket.Conn) {
-	t.Helper()
-	got := make(chan *websocket.Conn, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		got <- ws
-	}))
-	t.Cleanup(hs.Close)
-	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv = <-got
-	t.Cleanup(func() { srv.Close(); cli.Close() })
-	return srv, cli
-}
+func wsPair(t *testing.T) (srv, cli *websocket.Conn) { return linktest.Pair(t) }
 
 // frameOf returns an encoded frame of exactly n bytes.
 func frameOf(t messages.Type, n int) []byte {

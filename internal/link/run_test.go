@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -14,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"keyhole/internal/leaktest"
+	"keyhole/internal/link/linktest"
 	"keyhole/messages"
 )
 
@@ -21,21 +20,7 @@ import (
 // Conn wraps (the dialing end if client) and its peer.
 func ends(t *testing.T, client bool) (mine, peer *websocket.Conn) {
 	t.Helper()
-	got := make(chan *websocket.Conn, 1)
-	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
-		if err != nil {
-			return
-		}
-		got <- ws
-	}))
-	t.Cleanup(hs.Close)
-	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := <-got
-	t.Cleanup(func() { srv.Close(); cli.Close() })
+	srv, cli := linktest.Pair(t)
 	if client {
 		return cli, srv
 	}

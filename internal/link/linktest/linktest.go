@@ -1,0 +1,34 @@
+// Package linktest gives tests of the link and of its users the two ends
+// of a real WebSocket over loopback.
+package linktest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/gorilla/websocket"
+)
+
+// Pair returns the two ends of a real WebSocket over loopback, the
+// server's end first; both close when the test ends.
+func Pair(t testing.TB) (srv, cli *websocket.Conn) {
+	t.Helper()
+	got := make(chan *websocket.Conn, 1)
+	hs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		got <- ws
+	}))
+	t.Cleanup(hs.Close)
+	cli, _, err := websocket.DefaultDialer.Dial(strings.Replace(hs.URL, "http", "ws", 1), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv = <-got
+	t.Cleanup(func() { srv.Close(); cli.Close() })
+	return srv, cli
+}

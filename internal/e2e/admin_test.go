@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"keyhole/bus/redisbus"
 	"keyhole/internal/client"
 	"keyhole/internal/identity"
 	"keyhole/internal/proxy"
@@ -31,15 +30,7 @@ type adminNode struct {
 func startAdminNode(t *testing.T, srv *redistest.Server, prefix, name, token string) *adminNode {
 	t.Helper()
 	client := srv.NewClient(t)
-	b, err := redisbus.New(client, redisbus.Options{Prefix: prefix, Secret: []byte("test cluster secret 0123456789")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := redisreg.New(client, redisreg.Options{Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.Close(); b.Close() })
+	b, r := redisNodeOn(t, client, prefix)
 	p := startProxy(t, proxy.Config{
 		Node: name, Bus: b, Registry: r, Blocklist: redisreg.NewBlocklist(client, prefix, 0),
 		AdminToken: token, PrivateMetrics: true,

@@ -7,10 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"keyhole/bus/redisbus"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
-	"keyhole/registry/redisreg"
 )
 
 // clusterRecovery bounds how long cross-node requests may fail after a
@@ -28,16 +26,7 @@ func TestRedisClusterMasterKilled(t *testing.T) {
 	cl := redistest.StartReplicatedCluster(t)
 	prefix := redistest.Prefix(t)
 	start := func(node string) *testProxy {
-		client := cl.NewClient(t)
-		b, err := redisbus.New(client, redisbus.Options{Prefix: prefix, Secret: []byte("test cluster secret 0123456789")})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := redisreg.New(client, redisreg.Options{Prefix: prefix})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { r.Close(); b.Close() })
+		b, r := redisNodeOn(t, cl.NewClient(t), prefix)
 		return startProxy(t, proxy.Config{Node: node, Bus: b, Registry: r})
 	}
 	a, b := start("a"), start("b")

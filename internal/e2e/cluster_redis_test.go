@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"github.com/redis/go-redis/v9"
+
 	"testing"
 
 	"keyhole/bus"
@@ -14,7 +16,12 @@ import (
 // its own Redis client as separate processes would have.
 func redisNode(t *testing.T, srv *redistest.Server, prefix string) (bus.Bus, registry.Registry) {
 	t.Helper()
-	client := srv.NewClient(t)
+	return redisNodeOn(t, srv.NewClient(t), prefix)
+}
+
+// redisNodeOn is redisNode on a client of any Redis: a server, a Cluster.
+func redisNodeOn(t *testing.T, client redis.UniversalClient, prefix string) (bus.Bus, registry.Registry) {
+	t.Helper()
 	b, err := redisbus.New(client, redisbus.Options{Prefix: prefix, Secret: []byte("test cluster secret 0123456789")})
 	if err != nil {
 		t.Fatal(err)

@@ -7,10 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"keyhole/bus/redisbus"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
-	"keyhole/registry/redisreg"
 )
 
 // internals are what a visitor must never read on an error page: an
@@ -77,16 +75,7 @@ func TestErrorPagesShowNoInternals(t *testing.T) {
 		srv := redistest.Start(t)
 		prefix := redistest.Prefix(t)
 		node := func(name string) (*testProxy, *syncBuffer) {
-			client := srv.NewClient(t)
-			b, err := redisbus.New(client, redisbus.Options{Prefix: prefix, Secret: []byte("test cluster secret 0123456789")})
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := redisreg.New(client, redisreg.Options{Prefix: prefix})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { r.Close(); b.Close() })
+			b, r := redisNode(t, srv, prefix)
 			return loggedProxy(t, proxy.Config{Node: name, Bus: b, Registry: r})
 		}
 		a, _ := node("a")

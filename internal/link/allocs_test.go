@@ -32,7 +32,7 @@ func TestWriteFramesAllocs(t *testing.T) {
 		if got := testing.AllocsPerRun(100, write); got != 0 {
 			t.Errorf("client %v: got %v allocations per batch, want 0", client, got)
 		}
-		freeAll(batch)
+		FreeAll(batch)
 	}
 }
 

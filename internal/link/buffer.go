@@ -91,3 +91,10 @@ func (b *Buffer) wire(dst [][]byte, mask bool, key uint32) [][]byte {
 	}
 	return append(dst, append([]byte(nil), h[:hl]...), b.B)
 }
+
+// FreeAll frees every buffer of bs.
+func FreeAll(bs []*Buffer) {
+	for _, b := range bs {
+		b.Free()
+	}
+}

@@ -163,13 +163,13 @@ func (c *Conn) Send(ctx context.Context, b *Buffer) error {
 func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
 	select {
 	case <-c.done:
-		freeAll(bs)
+		FreeAll(bs)
 		return fmt.Errorf("send: %w", c.err)
 	default:
 	}
 	for i, b := range bs {
 		if err := c.enqueue(ctx, b); err != nil {
-			freeAll(bs[i+1:])
+			FreeAll(bs[i+1:])
 			return err
 		}
 		c.kick()
@@ -245,12 +245,6 @@ func (c *Conn) pingDue() {
 		return
 	}
 	c.ping.Reset(c.opts.PingInterval) // full: the writer resets it once it writes
-}
-
-func freeAll(bs []*Buffer) {
-	for _, b := range bs {
-		b.Free()
-	}
 }
 
 // TrySend queues b if there is room now, taking ownership of b either
@@ -503,7 +497,7 @@ func (c *Conn) write() error {
 			continue
 		}
 		err = c.writeFrames(batch)
-		freeAll(batch)
+		FreeAll(batch)
 		if err != nil {
 			return err
 		}

@@ -137,7 +137,7 @@ func TestConnDrainFrees(t *testing.T) {
 		bs = append(bs, NewBuffer())
 	}
 	runtime.ReadMemStats(&after)
-	freeAll(bs)
+	FreeAll(bs)
 	kept := uint64(queued+2) * (headroom + messages.MaxFrame)
 	if got := after.TotalAlloc - before.TotalAlloc; got > kept/2 {
 		t.Errorf("got %d bytes allocated for %d buffers after the drain, want at most %d: the drained ones were not freed", got, queued+2, kept/2)

@@ -188,7 +188,7 @@ func (rl *relay) run() {
 			end = rl.ends(m.F)
 		}
 		err = publish(frames...)
-		freeBuffers(held)
+		link.FreeAll(held)
 		if err != nil {
 			if errors.Is(err, bus.ErrNoSubscriber) {
 				err = ErrTunnelGone

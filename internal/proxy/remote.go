@@ -132,12 +132,6 @@ type remoteVisitor struct {
 	frames [][]byte
 }
 
-func freeBuffers(bs []*link.Buffer) {
-	for _, b := range bs {
-		b.Free()
-	}
-}
-
 func (u *remoteUpstream) attach(id messages.ID, k sink) error {
 	r := &u.s.remote
 	r.mu.Lock()
@@ -163,7 +157,7 @@ func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
 
 // sendBatch publishes frames of one stream in one envelope.
 func (u *remoteUpstream) sendBatch(ctx context.Context, bs ...*link.Buffer) error {
-	defer freeBuffers(bs)
+	defer link.FreeAll(bs)
 	r := &u.s.remote
 	r.mu.Lock()
 	v := r.visitors[frameID(bs[0].B)]

@@ -6,7 +6,7 @@
 // with bus.ErrNoSubscriber when Redis reports no receiver. On a Cluster client the bus uses sharded pub/sub (SPUBLISH,
 // SSUBSCRIBE), because a plain PUBLISH there counts only the receivers on
 // the node that took it and the no-subscriber check would lie; and it
-// follows a failover of its channel's master within seconds (shards.go).
+// follows a failover of its channel's master within seconds (watch.go).
 //
 // Every message is sealed with a GMAC (AES-256-GCM authenticating only)
 // under a key derived from the cluster secret and the sending Bus's random
@@ -115,12 +115,12 @@ type Bus struct {
 	subs map[string]*subscription
 
 	queue      chan *publishReq // publishes waiting for a publisher
-	quit       chan struct{}    // closed by Close: publishers and the shard watcher stop
+	quit       chan struct{}    // closed by Close: publishers and the watcher stop
 	stopOnce   sync.Once
 	publishers sync.WaitGroup
 
-	kick     chan struct{}  // wakes the shard watcher; see shards.go
-	watchers sync.WaitGroup // the shard watcher, on a Cluster
+	kick     chan struct{}  // wakes the watcher; see watch.go
+	watchers sync.WaitGroup // the watcher
 }
 
 var (
@@ -170,7 +170,7 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
-	b.startShardWatch()
+	b.startWatch()
 	hb := opts.Heartbeat
 	if hb <= 0 {
 		hb = DefaultHeartbeat

@@ -143,7 +143,7 @@ func (s *subscription) subscriptionChanged(m *redis.Subscription) {
 		s.mu.Lock()
 		s.stale = true
 		s.mu.Unlock()
-		s.b.kickShards()
+		s.b.kickWatch()
 	}
 }
 

@@ -293,7 +293,7 @@ const deadNodeBound = 10 * time.Second
 // TestProcessesNodeKilled runs two proxy processes on one redis-server and
 // a client process that reaches them through a load balancer, lands on
 // node a, and serves visitors of node b across Redis. Node a dies with
-// SIGKILL: node b fails its requests fast, the client comes back through
+// SIGKILL: node b answers its requests fast, the client comes back through
 // the load balancer on node b, and node a's route is gone
 // from lookups once its lease lapses (well within deadNodeBound), nobody
 // having withdrawn it.
@@ -337,8 +337,11 @@ func TestProcessesNodeKilled(t *testing.T) {
 	}
 	expiresIn := leaseTTL
 	first := ask(viaB, "GET", publicURL+"/first", nil)
-	if first.err != nil || !slices.Contains([]int{404, 502, 503}, first.code) || first.took >= crossNodeFailFast {
-		t.Errorf("first request through b after the kill: got %d (err %v) after %v, want 404, 502 or 503 in under %v",
+	// Node b tries the dead node's route for up to 1.5 s (it may be
+	// subscribing again); if the client is back on b by then, the
+	// request is served.
+	if first.err != nil || !slices.Contains([]int{200, 404, 502, 503}, first.code) || first.took >= crossNodeFailFast {
+		t.Errorf("first request through b after the kill: got %d (err %v) after %v, want 200, 404, 502 or 503 in under %v",
 			first.code, first.err, first.took, crossNodeFailFast)
 	}
 	t.Logf("first request through b after the kill: %d after %v", first.code, first.took)

@@ -143,9 +143,14 @@ func (s *Server) withRetries(ctx context.Context, label string, again retries, a
 			return nil
 		case l == nil && again.moved && skipped < maxSkipped && errors.Is(err, errNodeGone):
 			// The node the route named is gone: nothing ran, and
-			// routing now passes that node by.
+			// routing now passes that node by. If it was the only one,
+			// it may be subscribing again after a Redis failover: the
+			// later tries wait for it a little.
 			s.routes.forget(label)
 			skipped++
+			if err := sleepCtx(ctx, time.Duration(skipped-1)*goneWait); err != nil {
+				return err
+			}
 		case l == nil:
 			s.routes.forget(label)
 			if !again.moved || moved || !movedAway(err) {
@@ -158,6 +163,21 @@ func (s *Server) withRetries(ctx context.Context, label string, again retries, a
 			return err
 		}
 		s.stats.Retried.Add(1)
+	}
+}
+
+// sleepCtx waits d, or until ctx ends.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

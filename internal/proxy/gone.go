@@ -22,8 +22,17 @@ const goneFor = 10 * time.Second
 // maxGoneNodes bounds the memory; past it, it starts over.
 const maxGoneNodes = 1024
 
-// maxSkipped bounds how many gone nodes one request moves past.
-const maxSkipped = 3
+// maxSkipped bounds how many times one request finds its node gone, and
+// goneWait spaces the tries after the first: 0, goneWait, 2×goneWait, …
+// (1.5 s in all). Another node holding the label is tried at once; when
+// the gone node is the only one, the wait covers a node that is
+// subscribing again after a Redis failover (its bus checks every second,
+// see redisbus), so its visitors see a short delay instead of a 502. A
+// node that really died fails its visitors within those 1.5 s.
+const (
+	maxSkipped = 4
+	goneWait   = 250 * time.Millisecond
+)
 
 // goneNodes remembers the other nodes a publish found without a
 // subscriber, so routing tries the live nodes holding a label first

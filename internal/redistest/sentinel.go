@@ -47,13 +47,16 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *Sentinel {
 		t.Fatalf("redistest: redis-server not found on PATH; Redis tests never skip: %v", err)
 	}
 	s := &Sentinel{t: t, opts: opts}
+	dir := t.TempDir() // made before the cleanup that stops the servers, so removed after it
 	t.Cleanup(s.stop)
-	dir := t.TempDir()
 	auth := []string{}
 	if opts.Password != "" {
 		auth = []string{"--requirepass", opts.Password, "--masterauth", opts.Password}
 	}
-	data := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no"}
+	// No delay before a full sync: Redis waits 5 s by default for more
+	// replicas, and until then the replica holds nothing.
+	data := []string{"--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no",
+		"--repl-diskless-sync-delay", "0"}
 	mport := strconv.Itoa(freePort(t))
 	s.Servers[0] = s.spawn(bin, "master", mport, s.opts.Password, append(append([]string{"--port", mport}, data...), auth...)...)
 	rport := strconv.Itoa(freePort(t))
@@ -138,6 +141,7 @@ func (s *Sentinel) Failover() string {
 	s.t.Helper()
 	old := s.Master()
 	deadline := time.Now().Add(20 * time.Second)
+	s.waitInSync(old, deadline)
 	for {
 		// Until the sentinel has seen the replica in sync it has no
 		// replica to promote (NOGOODSLAVE): try again.
@@ -159,6 +163,52 @@ func (s *Sentinel) Failover() string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// waitInSync waits until the replica of master has every write master
+// had when it was asked: a forced failover promotes whatever the replica
+// holds, and the failover this package offers is one that loses nothing.
+func (s *Sentinel) waitInSync(master string, deadline time.Time) {
+	s.t.Helper()
+	replica := s.Servers[0]
+	if replica == master {
+		replica = s.Servers[1]
+	}
+	want, err := s.replicationField(master, "master_repl_offset")
+	for err == nil {
+		var link, got string
+		if link, err = s.replicationField(replica, "master_link_status"); err != nil {
+			break
+		}
+		if got, err = s.replicationField(replica, "slave_repl_offset"); err != nil {
+			break
+		}
+		w, _ := strconv.ParseInt(want, 10, 64)
+		g, _ := strconv.ParseInt(got, 10, 64)
+		if link == "up" && g >= w {
+			return
+		}
+		if time.Now().After(deadline) {
+			err = fmt.Errorf("link %s, offset %d of %d", link, g, w)
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("redistest: replica %s not in sync with %s: %v", replica, master, err)
+}
+
+// replicationField is one field of INFO replication on addr.
+func (s *Sentinel) replicationField(addr, field string) (string, error) {
+	info, err := commandAuth(addr, s.opts.Password, "INFO", "replication")
+	if err != nil {
+		return "", err
+	}
+	for line := range strings.Lines(info) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), field+":"); ok {
+			return v, nil
+		}
+	}
+	return "", nil
 }
 
 // URL is a --redis URL for this setup: the sentinel's address, the master

@@ -105,3 +105,58 @@ func waitHeard(t *testing.T, pub bus.Bus, got <-chan []byte) time.Duration {
 	t.Fatalf("node n not reached within %v (last publish error: %v)", shardRecovery, last)
 	return 0
 }
+
+// TestSentinelFailoverResubscribes fails a Sentinel's master over to its
+// replica. go-redis moves its commands to the new master but leaves a
+// PubSub on the old one, which is still up: the subscription must follow
+// to the new master within seconds, and messages reach the node again.
+func TestSentinelFailoverResubscribes(t *testing.T) {
+	opts := redistest.SentinelOptions{Password: "master-" + t.Name(), SentinelPassword: "sentinel-" + t.Name()}
+	s := redistest.StartSentinel(t, opts)
+	client := func() redis.UniversalClient {
+		c := redis.NewFailoverClient(&redis.FailoverOptions{
+			MasterName:            redistest.SentinelMaster,
+			SentinelAddrs:         []string{s.Sentinel},
+			SentinelPassword:      opts.SentinelPassword,
+			Password:              opts.Password,
+			DialTimeout:           time.Second,
+			ReadTimeout:           time.Second,
+			WriteTimeout:          time.Second,
+			ContextTimeoutEnabled: true,
+		})
+		t.Cleanup(func() { _ = c.Close() })
+		return c
+	}
+	prefix := redistest.Prefix(t)
+	pub := newBus(t, client(), prefix, secret)
+	recv := newBus(t, client(), prefix, secret)
+	got := make(chan []byte, 100)
+	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	channel := prefix + ":node:n"
+	waitHeard(t, pub, got)
+	resub := recv.Stats().Resubscribed
+
+	promoted := s.Failover()
+	start := time.Now()
+	c := redis.NewClient(&redis.Options{Addr: promoted, Password: opts.Password})
+	defer c.Close()
+	for {
+		n, err := c.PubSubNumSub(context.Background(), channel).Result()
+		if err == nil && n[channel] > 0 {
+			break
+		}
+		if time.Since(start) > shardRecovery {
+			t.Fatalf("the new master %s has no subscriber on %s %v after the failover (err %v)", promoted, channel, shardRecovery, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("subscribed on the new master %v after the failover", time.Since(start))
+	t.Logf("heard again %v later", waitHeard(t, pub, got))
+	if st := recv.Stats(); st.Resubscribed <= resub {
+		t.Errorf("after the failover: got Resubscribed %d, want more than %d", st.Resubscribed, resub)
+	}
+}

@@ -1,6 +1,6 @@
 // Package link runs one keyhole WebSocket between a client and a proxy:
-// one writer goroutine fed by a bounded queue (keepalive pings go through
-// it), frames read inline by Run, and a deadline that drops a link that
+// a bounded queue written by whoever finds the writer's role free
+// (keepalive pings go through it), frames read inline by Run, and a deadline that drops a link that
 // has been silent for Timeout. Both the proxy and the client use it.
 package link
 
@@ -68,13 +68,11 @@ type Conn struct {
 	closeOnce sync.Once
 	err       error // why the link ended; set before done is closed
 
-	writeWake chan struct{} // Ping replies skip the queue's order but not its writer
-	pong      atomic.Pointer[Buffer]
-	last      chan lastFrame // at most one: the frame that says why the link ends
+	pong atomic.Pointer[Buffer] // a Ping's answer: ahead of the queue, through the writer
+	last chan lastFrame         // at most one: the frame that says why the link ends
 
-	// The writer runs only while there is something to write, and a
-	// moment after: an idle link is its reader alone. writing is set by
-	// whoever starts it and cleared by the writer as it leaves.
+	// The writer runs only while there is something to write: an idle
+	// link is its reader alone. See kick.
 	writing atomic.Bool
 	ping    *time.Timer    // queues a Ping after PingInterval without writing
 	wmu     sync.Mutex     // protects started, stopped and the writers' Add
@@ -116,15 +114,14 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		raw, _ = sc.SyscallConn()
 	}
 	return &Conn{
-		raw:       raw,
-		quiet:     true, // a new link waits for its first frame shallowly
-		ws:        ws,
-		nc:        ws.NetConn(),
-		opts:      opts,
-		queue:     make(chan *Buffer, opts.Queue),
-		done:      make(chan struct{}),
-		writeWake: make(chan struct{}, 1),
-		last:      make(chan lastFrame, 1),
+		raw:   raw,
+		quiet: true, // a new link waits for its first frame shallowly
+		ws:    ws,
+		nc:    ws.NetConn(),
+		opts:  opts,
+		queue: make(chan *Buffer, opts.Queue),
+		done:  make(chan struct{}),
+		last:  make(chan lastFrame, 1),
 	}
 }
 
@@ -170,10 +167,11 @@ func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
 	for i, b := range bs {
 		if err := c.enqueue(ctx, b); err != nil {
 			FreeAll(bs[i+1:])
+			c.kick() // for those queued before
 			return err
 		}
-		c.kick()
 	}
+	c.flush()
 	return nil
 }
 
@@ -183,6 +181,7 @@ func (c *Conn) enqueue(ctx context.Context, b *Buffer) error {
 		return nil
 	default:
 	}
+	c.kick() // full: make sure a writer empties it
 	select {
 	case c.queue <- b:
 		return nil
@@ -196,31 +195,84 @@ func (c *Conn) enqueue(ctx context.Context, b *Buffer) error {
 	return fmt.Errorf("send: %w", c.err)
 }
 
-// writerLinger is how long a writer with nothing to write waits for more
-// before it leaves; a busy link keeps its writer.
-const writerLinger = 200 * time.Millisecond
+// The writer role goes to whoever finds it free: a sender (Send,
+// SendBatch) writes what is queued on its own goroutine, which saves the
+// hand-off to another goroutine (and often a thread's wake-up) on every
+// frame of a quiet or request-at-a-time link; everyone else (TrySend, a
+// Ping's answer, the last frame) starts a writer goroutine. Either writes
+// until nothing is queued; an inline writer hands over to a goroutine
+// after inlineBatches system calls, so no sender writes for the others
+// for long. writing is set by whoever takes the role and cleared by the
+// writer as it leaves.
+const inlineBatches = 4
 
 // kick makes sure a writer runs to send what was just queued.
 func (c *Conn) kick() {
 	if c.writing.Load() || !c.writing.CompareAndSwap(false, true) {
 		return
 	}
+	if c.claim() {
+		go c.writer()
+	}
+}
+
+// flush writes what is queued on the caller's goroutine, unless a writer
+// runs already.
+func (c *Conn) flush() {
+	if c.writing.Load() || !c.writing.CompareAndSwap(false, true) {
+		return
+	}
+	if !c.claim() {
+		return
+	}
+	for range inlineBatches {
+		batch, err := c.nextNow()
+		if batch == nil {
+			if err != nil {
+				c.writers.Done()
+				c.Close(err)
+				return
+			}
+			if c.leave() {
+				c.writers.Done()
+				return
+			}
+			continue
+		}
+		err = c.writeBatch(batch)
+		if err != nil {
+			c.writers.Done()
+			c.Close(err)
+			return
+		}
+	}
+	go c.writer() // still the writer: a goroutine carries on
+}
+
+// claim makes the caller, which has just set writing, the writer; false
+// when there is to be none: Run has not begun (writing is cleared, and
+// Run kicks) or has ended (writing stays set, so nobody else tries).
+// On true the caller holds writers until it leaves.
+func (c *Conn) claim() bool {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if !c.started {
-		c.writing.Store(false) // Run kicks when it begins
-		return
+		c.writing.Store(false)
+		return false
 	}
 	if c.stopped {
-		return
+		return false
 	}
 	c.writers.Add(1)
-	go func() {
-		defer c.writers.Done()
-		if err := c.write(); err != nil {
-			c.Close(err)
-		}
-	}()
+	return true
+}
+
+// writer is the writer goroutine.
+func (c *Conn) writer() {
+	defer c.writers.Done()
+	if err := c.write(); err != nil {
+		c.Close(err)
+	}
 }
 
 // pending reports whether anything waits for the writer.
@@ -475,68 +527,66 @@ func (c *Conn) answerPing(f messages.Frame, b *Buffer) {
 	if old := c.pong.Swap(b); old != nil {
 		old.Free()
 	}
-	select {
-	case c.writeWake <- struct{}{}:
-	default:
-	}
 	c.kick()
 }
 
-// write sends what is queued until there has been nothing to send for
-// writerLinger, or the link ends; it returns nil when it leaves idle.
+// write sends what is queued until nothing is, or the link ends; it
+// returns nil when it leaves idle.
 func (c *Conn) write() error {
-	linger := time.NewTimer(writerLinger)
-	defer linger.Stop()
 	for {
-		batch, err := c.next(linger)
+		batch, err := c.nextNow()
 		if batch == nil {
 			if err != nil || c.leave() {
 				return err
 			}
-			linger.Reset(writerLinger)
 			continue
 		}
-		err = c.writeFrames(batch)
-		FreeAll(batch)
-		if err != nil {
+		if err := c.writeBatch(batch); err != nil {
 			return err
 		}
-		c.ping.Reset(c.opts.PingInterval)
-		linger.Reset(writerLinger)
 	}
 }
 
-// next waits for frames to write and returns them; nil when linger fires
-// first, or when the link ends (then with why).
-func (c *Conn) next(linger *time.Timer) ([]*Buffer, error) {
-	batch := c.batch[:0]
+// writeBatch writes frames the writer took, and frees them.
+func (c *Conn) writeBatch(batch []*Buffer) error {
+	err := c.writeFrames(batch)
+	FreeAll(batch)
+	if err != nil {
+		return err
+	}
+	c.ping.Reset(c.opts.PingInterval)
+	return nil
+}
+
+// nextNow returns what waits for the writer: the last frame (written
+// here, and then the error that ends the link), else a Ping's answer,
+// else up to maxBatch queued frames; nil if nothing waits, or the link
+// has ended (then with why).
+func (c *Conn) nextNow() ([]*Buffer, error) {
 	select {
-	case b := <-c.queue:
-		batch = append(batch, b)
-		// Whatever else is waiting goes out in the same system call.
-		for len(batch) < maxBatch {
-			select {
-			case b := <-c.queue:
-				batch = append(batch, b)
-				continue
-			default:
-			}
-			break
-		}
-	case <-c.writeWake:
-		b := c.pong.Swap(nil)
-		if b == nil {
-			return c.next(linger)
-		}
-		batch = append(batch, b)
 	case lf := <-c.last:
 		c.writeFrames([]*Buffer{lf.b})
 		lf.b.Free()
 		return nil, lf.err
-	case <-linger.C:
-		return nil, nil
 	case <-c.done:
 		return nil, c.err
+	default:
+	}
+	batch := c.batch[:0]
+	if b := c.pong.Swap(nil); b != nil {
+		batch = append(batch, b)
+	}
+	for len(batch) < maxBatch {
+		select {
+		case b := <-c.queue:
+			batch = append(batch, b)
+			continue
+		default:
+		}
+		break
+	}
+	if len(batch) == 0 {
+		return nil, nil
 	}
 	c.batch = batch
 	return batch, nil

@@ -59,10 +59,14 @@ const maxBatch = 32
 
 // Conn is one link.
 type Conn struct {
-	ws    *websocket.Conn
-	nc    net.Conn // ws's connection, which the link writes to itself
-	opts  Options
-	queue chan *Buffer
+	ws   *websocket.Conn
+	nc   net.Conn // ws's connection, which the link writes to itself
+	opts Options
+	// The queue: frames waiting for the writer, oldest first. A slice
+	// rather than a channel, so an idle link holds no room for frames.
+	qmu   sync.Mutex    // protects queue and space
+	queue []*Buffer     // at most opts.Queue
+	space chan struct{} // closed when the writer takes frames; made by a sender waiting for room
 	done  chan struct{} // closed when the link ends
 
 	closeOnce sync.Once
@@ -119,7 +123,6 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		ws:    ws,
 		nc:    ws.NetConn(),
 		opts:  opts,
-		queue: make(chan *Buffer, opts.Queue),
 		done:  make(chan struct{}),
 		last:  make(chan lastFrame, 1),
 	}
@@ -176,23 +179,74 @@ func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
 }
 
 func (c *Conn) enqueue(ctx context.Context, b *Buffer) error {
-	select {
-	case c.queue <- b:
-		return nil
-	default:
+	for {
+		if c.push(b) {
+			return nil
+		}
+		c.qmu.Lock()
+		if len(c.queue) < c.opts.Queue { // the writer took some meanwhile
+			c.qmu.Unlock()
+			continue
+		}
+		if c.space == nil {
+			c.space = make(chan struct{})
+		}
+		space := c.space
+		c.qmu.Unlock()
+		c.kick() // full: make sure a writer empties it
+		select {
+		case <-space:
+			continue
+		case <-c.done:
+		case <-ctx.Done():
+		}
+		b.Free()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("send: %w", c.err)
 	}
-	c.kick() // full: make sure a writer empties it
-	select {
-	case c.queue <- b:
-		return nil
-	case <-c.done:
-	case <-ctx.Done():
+}
+
+// push queues b if there is room.
+func (c *Conn) push(b *Buffer) bool {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if len(c.queue) >= c.opts.Queue {
+		return false
 	}
-	b.Free()
-	if err := ctx.Err(); err != nil {
-		return err
+	c.queue = append(c.queue, b)
+	return true
+}
+
+// take moves up to maxBatch queued frames, oldest first, to batch, and
+// wakes the senders waiting for room.
+func (c *Conn) take(batch []*Buffer) []*Buffer {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	n := min(len(c.queue), maxBatch-len(batch))
+	if n <= 0 {
+		return batch
 	}
-	return fmt.Errorf("send: %w", c.err)
+	batch = append(batch, c.queue[:n]...)
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
+	if rest == 0 && cap(c.queue) > maxBatch {
+		c.queue = nil // a burst's room goes back once it has been written
+	}
+	if c.space != nil {
+		close(c.space)
+		c.space = nil
+	}
+	return batch
+}
+
+// queued is how many frames wait in the queue.
+func (c *Conn) queued() int {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	return len(c.queue)
 }
 
 // The writer role goes to whoever finds it free: a sender (Send,
@@ -277,7 +331,7 @@ func (c *Conn) writer() {
 
 // pending reports whether anything waits for the writer.
 func (c *Conn) pending() bool {
-	return len(c.queue) > 0 || len(c.last) > 0 || c.pong.Load() != nil
+	return c.queued() > 0 || len(c.last) > 0 || c.pong.Load() != nil
 }
 
 // leave clears writing unless something was queued meanwhile, in which
@@ -303,19 +357,17 @@ func (c *Conn) pingDue() {
 // way. It is for callers that must never block, like a bus handler.
 func (c *Conn) TrySend(b *Buffer) bool {
 	select {
-	case <-c.done: // checked alone: with room in the queue, select would pick at random
+	case <-c.done:
 		b.Free()
 		return false
 	default:
 	}
-	select {
-	case c.queue <- b:
-		c.kick()
-		return true
-	default:
+	if !c.push(b) {
+		b.Free()
+		return false
 	}
-	b.Free()
-	return false
+	c.kick()
+	return true
 }
 
 // Close ends the link with err (nil means a normal close).
@@ -576,15 +628,7 @@ func (c *Conn) nextNow() ([]*Buffer, error) {
 	if b := c.pong.Swap(nil); b != nil {
 		batch = append(batch, b)
 	}
-	for len(batch) < maxBatch {
-		select {
-		case b := <-c.queue:
-			batch = append(batch, b)
-			continue
-		default:
-		}
-		break
-	}
+	batch = c.take(batch)
 	if len(batch) == 0 {
 		return nil, nil
 	}
@@ -615,10 +659,12 @@ func (c *Conn) writeFrames(bs []*Buffer) error {
 
 // drain frees whatever is still queued once the link has ended.
 func (c *Conn) drain() {
+	c.qmu.Lock()
+	FreeAll(c.queue)
+	c.queue = nil
+	c.qmu.Unlock()
 	for {
 		select {
-		case b := <-c.queue:
-			b.Free()
 		case lf := <-c.last:
 			lf.b.Free()
 		default:

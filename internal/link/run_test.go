@@ -171,7 +171,7 @@ func TestConnQueueFull(t *testing.T) {
 	if err := <-run(context.Background(), c, discard); err != reason {
 		t.Errorf("Run after Close: got %v, want %v", err, reason)
 	}
-	if n := len(c.queue); n != 0 {
+	if n := c.queued(); n != 0 {
 		t.Errorf("got %d frames still queued after Run, want 0", n)
 	}
 }

@@ -127,8 +127,8 @@ func TestConnDrainFrees(t *testing.T) {
 	c.last <- lastFrame{b: NewBuffer(), err: ErrClosed}
 	c.Close(nil)
 	<-run(context.Background(), c, discard)
-	if len(c.queue) != 0 || len(c.last) != 0 || c.pong.Load() != nil {
-		t.Fatalf("after Run: %d frames, %d last frames and pong %v left", len(c.queue), len(c.last), c.pong.Load() != nil)
+	if c.queued() != 0 || len(c.last) != 0 || c.pong.Load() != nil {
+		t.Fatalf("after Run: %d frames, %d last frames and pong %v left", c.queued(), len(c.last), c.pong.Load() != nil)
 	}
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)

@@ -28,6 +28,12 @@
 // a prompt error. An error from Publish does not prove the message was not
 // delivered: a timed-out PUBLISH may still reach the subscriber.
 //
+// What it costs Redis: a node, one PUBSUB NUMSUB (SHARDNUMSUB per
+// channel on a Cluster) a second to check its subscriptions (watch.go), a
+// heartbeat PUBLISH every Heartbeat, and go-redis's health-check PING on
+// each subscription; a message, one PUBLISH (SPUBLISH), which concurrent
+// publishes share a pipeline for.
+//
 // Every Redis call is bounded by Options.Timeout (and the caller's
 // context). For that bound to hold against a Redis that accepts
 // connections but does not answer, build the client with

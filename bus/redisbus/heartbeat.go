@@ -37,6 +37,8 @@ var ErrSecretMismatch = errors.New("cluster secret mismatch")
 type heartbeats struct {
 	b        *Bus
 	channel  string
+	mark     string        // a channel of this Bus alone, on the heartbeat subscription; "" on a Cluster
+	moved    chan struct{} // the watcher found mark without a subscriber: subscribe again
 	interval time.Duration
 	refused  atomic.Uint64                  // heartbeats that failed authentication
 	bad      atomic.Pointer[map[string]int] // nodes named only in heartbeats that fail; nil when none
@@ -63,28 +65,45 @@ func (b *Bus) startHeartbeats(interval time.Duration) {
 	h := &heartbeats{
 		b:        b,
 		channel:  b.prefix + ":heartbeat",
+		moved:    make(chan struct{}, 1),
 		interval: interval,
 		peers:    make(map[senderID]heard),
 		others:   make(map[senderID]heard),
 		stop:     make(chan struct{}),
 	}
+	if !b.sharded {
+		// The heartbeat channel is shared, so a count of its subscribers
+		// cannot tell whether this Bus's is among them; one on a channel
+		// of its own, on the same connection, can (watch.go). On a
+		// Cluster the two could live on different shards.
+		h.mark = fmt.Sprintf("%s:heartbeat:%x", b.prefix, b.sender[:])
+	}
 	b.hb = h
+	ps := h.subscribe()
+	h.wg.Add(1)
+	go h.beat(ps)
+}
+
+// subscribe opens a subscription to the heartbeat channel and starts its
+// listener, which ends when the subscription is closed.
+func (h *heartbeats) subscribe() *redis.PubSub {
 	var ps *redis.PubSub
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	ctx, cancel := context.WithTimeout(context.Background(), h.b.timeout)
 	defer cancel()
 	// With Redis down this fails quietly, and go-redis subscribes once
 	// its health check reconnects.
-	if b.sharded {
-		ps = b.client.SSubscribe(ctx, h.channel)
-	} else {
-		ps = b.client.Subscribe(ctx, h.channel)
+	switch {
+	case h.b.sharded:
+		ps = h.b.client.SSubscribe(ctx, h.channel)
+	default:
+		ps = h.b.client.Subscribe(ctx, h.channel, h.mark)
 	}
-	msgs := ps.Channel(redis.WithChannelSize(64), redis.WithChannelHealthCheckInterval(interval),
-		redis.WithChannelSendTimeout(b.timeout), redis.WithChannelPingTimeout(b.timeout),
-		redis.WithChannelReconnectTimeout(b.timeout))
-	h.wg.Add(2)
+	msgs := ps.Channel(redis.WithChannelSize(64), redis.WithChannelHealthCheckInterval(h.interval),
+		redis.WithChannelSendTimeout(h.b.timeout), redis.WithChannelPingTimeout(h.b.timeout),
+		redis.WithChannelReconnectTimeout(h.b.timeout))
+	h.wg.Add(1)
 	go h.listen(msgs)
-	go h.beat(ps)
+	return ps
 }
 
 // close ends both goroutines; it may be called again.
@@ -94,24 +113,46 @@ func (h *heartbeats) close() {
 }
 
 // beat publishes a heartbeat at once and then every interval, and logs
-// when what the heartbeats say changes. It closes ps when it stops.
+// when what the heartbeats say changes. A heartbeat that reaches nobody
+// did not reach this Bus's own subscription either: it sits where
+// publishes no longer go (a Sentinel failover leaves it on the old
+// master), so beat subscribes again. It closes the subscription when it
+// stops.
 func (h *heartbeats) beat(ps *redis.PubSub) {
 	defer h.wg.Done()
-	defer ps.Close() // ends listen
+	defer func() { ps.Close() }() // ends listen
 	t := time.NewTicker(h.interval)
 	defer t.Stop()
+	since := time.Now()
+	again := func(why string) {
+		// A check just after subscribing may overtake the SUBSCRIBE.
+		if time.Since(since) < h.interval {
+			return
+		}
+		old := ps
+		ps = h.subscribe()
+		old.Close()
+		since = time.Now()
+		h.b.log.Warn("heartbeat subscription not where publishes go (a failover?); subscribed again", "why", why)
+	}
 	for {
-		h.publish()
+		if h.publish() == 0 {
+			again("a heartbeat reached no subscriber, not even this node's")
+		}
 		h.report(time.Now())
 		select {
 		case <-t.C:
+		case <-h.moved:
+			again("the master counts no subscriber on this node's heartbeat subscription")
 		case <-h.stop:
 			return
 		}
 	}
 }
 
-func (h *heartbeats) publish() {
+// publish publishes a heartbeat and returns how many subscribers Redis
+// says received it; -1 if the publish failed.
+func (h *heartbeats) publish() int64 {
 	var body []byte
 	for _, n := range h.b.ownNodes() {
 		body = append(body, byte(len(n)))
@@ -120,15 +161,18 @@ func (h *heartbeats) publish() {
 	env := h.b.sealed(new(sealBuf), h.channel, body)
 	ctx, cancel := context.WithTimeout(context.Background(), h.b.timeout)
 	defer cancel()
+	var n int64
 	var err error
 	if h.b.sharded {
-		err = h.b.client.SPublish(ctx, h.channel, env).Err()
+		n, err = h.b.client.SPublish(ctx, h.channel, env).Result()
 	} else {
-		err = h.b.client.Publish(ctx, h.channel, env).Err()
+		n, err = h.b.client.Publish(ctx, h.channel, env).Result()
 	}
 	if err != nil {
 		h.b.log.Debug("heartbeat not published", "err", err)
+		return -1
 	}
+	return n
 }
 
 // listen records the heartbeats of the other Buses until msgs is closed.
@@ -136,6 +180,9 @@ func (h *heartbeats) listen(msgs <-chan *redis.Message) {
 	defer h.wg.Done()
 	o := newOpener(h.channel)
 	for m := range msgs {
+		if m.Channel != h.channel {
+			continue // the mark: nobody has a reason to publish there
+		}
 		h.receive(o, m.Payload, time.Now())
 	}
 }

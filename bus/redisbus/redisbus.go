@@ -176,12 +176,12 @@ func New(client redis.UniversalClient, opts Options) (*Bus, error) {
 		b.log.Warn("redis client has ContextTimeoutEnabled off: a Redis that stops answering holds calls for the client's own timeouts and retries, not Options.Timeout")
 	}
 	b.startPublishers()
-	b.startWatch()
 	hb := opts.Heartbeat
 	if hb <= 0 {
 		hb = DefaultHeartbeat
 	}
 	b.startHeartbeats(hb)
+	b.startWatch() // after the heartbeats, whose subscription it checks too
 	return b, nil
 }
 

@@ -113,15 +113,16 @@ func (s *subscription) checkShard(cc *redis.ClusterClient) {
 }
 
 // checkMaster opens again the subscriptions that the master publishes go
-// to does not count, or that Redis unsubscribed: one PUBSUB NUMSUB for
-// all. A master it cannot ask is left to the next round.
+// to does not count, or that Redis unsubscribed, and has the heartbeats
+// subscribe again when the master does not count their subscription: one
+// PUBSUB NUMSUB for all. A master it cannot ask is left to the next round.
 func (b *Bus) checkMaster(subs []*subscription) {
-	if len(subs) == 0 {
-		return
+	channels := make([]string, 0, len(subs)+1)
+	for _, s := range subs {
+		channels = append(channels, s.channel)
 	}
-	channels := make([]string, len(subs))
-	for i, s := range subs {
-		channels[i] = s.channel
+	if b.hb.mark != "" {
+		channels = append(channels, b.hb.mark)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
 	defer cancel()
@@ -132,6 +133,12 @@ func (b *Bus) checkMaster(subs []*subscription) {
 	for _, s := range subs {
 		if n[s.channel] == 0 || s.isStale() {
 			s.reopen()
+		}
+	}
+	if b.hb.mark != "" && n[b.hb.mark] == 0 {
+		select {
+		case b.hb.moved <- struct{}{}:
+		default:
 		}
 	}
 }

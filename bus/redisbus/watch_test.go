@@ -10,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"keyhole/bus"
+	"keyhole/bus/redisbus"
 	"keyhole/internal/redistest"
 )
 
@@ -159,4 +160,19 @@ func TestSentinelFailoverResubscribes(t *testing.T) {
 	if st := recv.Stats(); st.Resubscribed <= resub {
 		t.Errorf("after the failover: got Resubscribed %d, want more than %d", st.Resubscribed, resub)
 	}
+
+	// The heartbeats follow too: both Buses subscribe to them on the new
+	// master within a few heartbeats.
+	heartbeat := prefix + ":heartbeat"
+	for {
+		n, err := c.PubSubNumSub(context.Background(), heartbeat).Result()
+		if err == nil && n[heartbeat] == 2 {
+			break
+		}
+		if time.Since(start) > 4*redisbus.DefaultHeartbeat+shardRecovery {
+			t.Fatalf("the new master counts %d subscribers on %s %v after the failover (err %v), want 2", n[heartbeat], heartbeat, time.Since(start), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("both heartbeat subscriptions on the new master %v after the failover", time.Since(start))
 }

@@ -26,16 +26,8 @@ const shardRecovery = 5 * time.Second
 func TestClusterFailoverResubscribes(t *testing.T) {
 	cl := redistest.StartReplicatedCluster(t)
 	prefix := redistest.Prefix(t)
-	pub := newBus(t, cl.NewClient(t), prefix, secret)
-	recv := newBus(t, cl.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	pub, recv, got := heardPair(t, cl.NewClient(t), cl.NewClient(t), prefix)
 	channel := prefix + ":node:n"
-	waitHeard(t, pub, got)
 
 	_, promoted := cl.Failover(channel)
 	start := time.Now()
@@ -65,6 +57,22 @@ func TestClusterFailoverResubscribes(t *testing.T) {
 	if st := recv.Stats(); st.Resubscribed <= resub {
 		t.Errorf("after the kill: got Resubscribed %d, want more than %d", st.Resubscribed, resub)
 	}
+}
+
+// heardPair makes a publishing Bus and a receiving one, subscribed as
+// node "n", and waits until a message gets through.
+func heardPair(t *testing.T, pubClient, recvClient redis.UniversalClient, prefix string) (pub, recv *redisbus.Bus, got chan []byte) {
+	t.Helper()
+	pub = newBus(t, pubClient, prefix, secret)
+	recv = newBus(t, recvClient, prefix, secret)
+	got = make(chan []byte, 100)
+	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	waitHeard(t, pub, got)
+	return pub, recv, got
 }
 
 // subscribers asks s how many sharded subscribers channel has there.
@@ -129,16 +137,8 @@ func TestSentinelFailoverResubscribes(t *testing.T) {
 		return c
 	}
 	prefix := redistest.Prefix(t)
-	pub := newBus(t, client(), prefix, secret)
-	recv := newBus(t, client(), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	pub, recv, got := heardPair(t, client(), client(), prefix)
 	channel := prefix + ":node:n"
-	waitHeard(t, pub, got)
 	resub := recv.Stats().Resubscribed
 
 	promoted := s.Failover()

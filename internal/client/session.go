@@ -291,7 +291,9 @@ func (s *session) reject(id messages.ID, err error) {
 	s.sendError(id, http.StatusBadGateway, err.Error())
 }
 
+// sendError queues an Error for stream id. The reader's handler calls it
+// too, so it never writes on the caller's goroutine.
 func (s *session) sendError(id messages.ID, code int, msg string) {
 	st := messages.Status{Code: uint16(code), Text: msg}
-	s.conn.Send(context.Background(), link.Frame(messages.TypeError, 0, id, st.Append(nil)))
+	s.conn.Queue(context.Background(), link.Frame(messages.TypeError, 0, id, st.Append(nil)))
 }

@@ -1,7 +1,8 @@
 // Package link runs one keyhole WebSocket between a client and a proxy:
 // a bounded queue written by whoever finds the writer's role free
-// (keepalive pings go through it), frames read inline by Run, and a deadline that drops a link that
-// has been silent for Timeout. Both the proxy and the client use it.
+// (keepalive pings go through it), frames read inline by Run, and a
+// deadline that drops a link that has been silent for Timeout. Both the
+// proxy and the client use it.
 package link
 
 import (
@@ -153,7 +154,9 @@ func (c *Conn) Err() error {
 }
 
 // Send queues b for the writer, waiting while the queue is full, and takes
-// ownership of b. It fails once the link has ended or ctx is done.
+// ownership of b. It fails once the link has ended or ctx is done. When no
+// writer runs, Send writes what is queued itself (see kick), so the
+// reader's Handler uses Queue instead.
 func (c *Conn) Send(ctx context.Context, b *Buffer) error {
 	return c.SendBatch(ctx, b)
 }
@@ -175,6 +178,24 @@ func (c *Conn) SendBatch(ctx context.Context, bs ...*Buffer) error {
 		}
 	}
 	c.flush()
+	return nil
+}
+
+// Queue queues b like Send, waiting while the queue is full, but never
+// writes on the caller's goroutine: it is for the reader's Handler, which
+// must go back to reading rather than wait on the socket (two peers whose
+// readers both waited to write would each wait for the other to read).
+func (c *Conn) Queue(ctx context.Context, b *Buffer) error {
+	select {
+	case <-c.done:
+		b.Free()
+		return fmt.Errorf("send: %w", c.err)
+	default:
+	}
+	if err := c.enqueue(ctx, b); err != nil {
+		return err
+	}
+	c.kick()
 	return nil
 }
 

@@ -143,3 +143,24 @@ func TestConnDrainFrees(t *testing.T) {
 		t.Errorf("got %d bytes allocated for %d buffers after the drain, want at most %d: the drained ones were not freed", got, queued+2, kept/2)
 	}
 }
+
+// TestConnQueueFromHandler: the reader's Handler answers every frame with
+// Queue, and every answer reaches the peer, in order.
+func TestConnQueueFromHandler(t *testing.T) {
+	const n = 50
+	mine, peer := ends(t, false)
+	c := New(mine, Options{Queue: 8})
+	ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
+		b.Free()
+		return c.Queue(context.Background(), Frame(messages.TypeData, 0, f.ID, nil))
+	})
+	defer func() { c.Close(nil); <-ended }()
+	for i := 0; i < n; i++ {
+		writeTo(t, peer, messages.TypeData, 0, idOf(i), nil)
+	}
+	for i := 0; i < n; i++ {
+		if f := readFrom(t, peer); f.ID != idOf(i) {
+			t.Fatalf("answer %d: got id %v, want %v", i, f.ID, idOf(i))
+		}
+	}
+}

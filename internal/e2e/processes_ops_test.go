@@ -189,7 +189,7 @@ func TestProcessesRefusedKeyExits(t *testing.T) {
 	log := c.stderr.String()
 	var causes []string
 	for line := range strings.Lines(log) {
-		if strings.Contains(line, "403") {
+		if strings.Contains(line, "(403)") {
 			causes = append(causes, line)
 		}
 	}

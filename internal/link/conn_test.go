@@ -10,13 +10,8 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"keyhole/internal/link/linktest"
 	"keyhole/messages"
 )
-
-// wsPair returns the two ends of a real WebSocket over loopback: the
-// server's end first.
-func wsPair(t *testing.T) (srv, cli *websocket.Conn) { return linktest.Pair(t) }
 
 // frameOf returns an encoded frame of exactly n bytes.
 func frameOf(t messages.Type, n int) []byte {
@@ -31,21 +26,14 @@ func TestFrameOfMaxFrameBytes(t *testing.T) {
 	for _, client := range []bool{false, true} {
 		name := map[bool]string{false: "proxy end", true: "client end"}[client]
 		t.Run(name, func(t *testing.T) {
-			srv, cli := wsPair(t)
-			mine, peer := srv, cli
-			if client {
-				mine, peer = cli, srv
-			}
+			mine, peer := ends(t, client)
 			c := New(mine, Options{Client: client})
 			got := make(chan int, 4)
-			ended := make(chan error, 1)
-			go func() {
-				ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error {
-					got <- len(b.B)
-					b.Free()
-					return nil
-				})
-			}()
+			ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
+				got <- len(b.B)
+				b.Free()
+				return nil
+			})
 			for _, typ := range []messages.Type{messages.TypeHTTPResponse, 200} {
 				if err := peer.WriteMessage(websocket.BinaryMessage, frameOf(typ, messages.MaxFrame)); err != nil {
 					t.Fatal(err)
@@ -83,16 +71,9 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 	for _, client := range []bool{false, true} {
 		name := map[bool]string{false: "proxy end", true: "client end"}[client]
 		t.Run(name, func(t *testing.T) {
-			srv, cli := wsPair(t)
-			mine, peer := srv, cli
-			if client {
-				mine, peer = cli, srv
-			}
+			mine, peer := ends(t, client)
 			c := New(mine, Options{Client: client})
-			ended := make(chan error, 1)
-			go func() {
-				ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error { b.Free(); return nil })
-			}()
+			ended := run(context.Background(), c, discard)
 			frame := frameOf(messages.TypePing, messages.HeaderSize)
 			frame[0] = 2
 			peer.WriteMessage(websocket.BinaryMessage, frame)
@@ -122,12 +103,9 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 // TestCloseWith: a link closed with a reason sends it as an Error on
 // stream 0 before anything still queued, then ends with the given error.
 func TestCloseWith(t *testing.T) {
-	srv, cli := wsPair(t)
+	srv, cli := ends(t, false)
 	c := New(srv, Options{})
-	ended := make(chan error, 1)
-	go func() {
-		ended <- c.Run(context.Background(), func(f messages.Frame, b *Buffer) error { b.Free(); return nil })
-	}()
+	ended := run(context.Background(), c, discard)
 	errGone := errors.New("key blocked")
 	c.CloseWith(messages.Status{Code: 403, Text: "this key is blocked"}, errGone)
 	cli.SetReadDeadline(time.Now().Add(5 * time.Second))

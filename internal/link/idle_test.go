@@ -13,13 +13,10 @@ import (
 // goroutine, and a frame queued later still goes out (a writer starts for
 // it, and leaves again).
 func TestIdleLinkIsItsReader(t *testing.T) {
-	srv, cli := wsPair(t)
+	srv, cli := ends(t, false)
 	before := runtime.NumGoroutine()
 	c := New(srv, Options{PingInterval: time.Hour})
-	ended := make(chan error, 1)
-	go func() {
-		ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil })
-	}()
+	ended := run(context.Background(), c, discard)
 	defer func() {
 		c.Close(nil)
 		<-ended
@@ -45,12 +42,9 @@ func TestIdleLinkIsItsReader(t *testing.T) {
 // TestIdlePing: an idle link still sends its Ping after PingInterval,
 // with no writer running in between.
 func TestIdlePing(t *testing.T) {
-	srv, cli := wsPair(t)
+	srv, cli := ends(t, false)
 	c := New(srv, Options{PingInterval: 300 * time.Millisecond})
-	ended := make(chan error, 1)
-	go func() {
-		ended <- c.Run(context.Background(), func(_ messages.Frame, b *Buffer) error { b.Free(); return nil })
-	}()
+	ended := run(context.Background(), c, discard)
 	defer func() {
 		c.Close(nil)
 		<-ended

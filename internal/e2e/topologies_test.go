@@ -21,17 +21,8 @@ import (
 // cross-node HTTP and WebSocket work again within seconds, nothing
 // restarted.
 func TestProcessesSentinelFailover(t *testing.T) {
-	proxyBin, clientBin := buildBinaries(t)
 	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: "master-pw-" + rand.Text(), SentinelPassword: "sentinel-pw-" + rand.Text()})
-	secret := "process test secret " + rand.Text()
-	_, addrA := startProxyProcess(t, proxyBin, "a", s.URL(), secret)
-	_, addrB := startProxyProcess(t, proxyBin, "b", s.URL(), secret)
-	be := backend(t, echo)
-	_, publicURL := startProcess(t, "client", clientBin,
-		"--proxy", "ws://"+addrA, "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
-	_, wsPublic := startProcess(t, "ws client", clientBin,
-		"--proxy", "ws://"+addrA, "--target", startWSEcho(t).srv.URL, "--key", filepath.Join(t.TempDir(), "ws-client.key"))
-	viaB := dialVisitor(addrB, 10*time.Second)
+	addrB, viaB, publicURL, wsPublic := crossNodeClients(t, s.URL())
 	checkEcho(t, "through node b, across the Sentinel's master", viaB, publicURL)
 	ws, err := tryWS(addrB, wsPublic)
 	if err != nil {
@@ -104,17 +95,8 @@ func TestProcessesSentinelFailover(t *testing.T) {
 // masters): a client on node a serves HTTP and WebSocket visitors of node
 // b.
 func TestProcessesShardedCluster(t *testing.T) {
-	proxyBin, clientBin := buildBinaries(t)
 	c := redistest.StartSharded(t, 3)
-	secret := "process test secret " + rand.Text()
-	_, addrA := startProxyProcess(t, proxyBin, "a", c.URL(), secret)
-	_, addrB := startProxyProcess(t, proxyBin, "b", c.URL(), secret)
-	be := backend(t, echo)
-	_, publicURL := startProcess(t, "client", clientBin,
-		"--proxy", "ws://"+addrA, "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
-	_, wsPublic := startProcess(t, "ws client", clientBin,
-		"--proxy", "ws://"+addrA, "--target", startWSEcho(t).srv.URL, "--key", filepath.Join(t.TempDir(), "ws-client.key"))
-	viaB := dialVisitor(addrB, 10*time.Second)
+	addrB, viaB, publicURL, wsPublic := crossNodeClients(t, c.URL())
 	for i := range 5 {
 		checkEcho(t, fmt.Sprintf("request %d through node b, across the Cluster", i), viaB, publicURL)
 	}
@@ -128,4 +110,21 @@ func TestProcessesShardedCluster(t *testing.T) {
 			t.Fatalf("cross-node WebSocket round trip %d on the Cluster: %v", i, err)
 		}
 	}
+}
+
+// crossNodeClients runs proxy processes a and b on redisURL, with an echo
+// client and a WebSocket echo client on node a, and returns node b's
+// address, an HTTP client that reaches it, and the two public URLs.
+func crossNodeClients(t *testing.T, redisURL string) (addrB string, viaB *http.Client, publicURL, wsPublic string) {
+	t.Helper()
+	proxyBin, clientBin := buildBinaries(t)
+	secret := "process test secret " + rand.Text()
+	_, addrA := startProxyProcess(t, proxyBin, "a", redisURL, secret)
+	_, addrB = startProxyProcess(t, proxyBin, "b", redisURL, secret)
+	be := backend(t, echo)
+	_, publicURL = startProcess(t, "client", clientBin,
+		"--proxy", "ws://"+addrA, "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
+	_, wsPublic = startProcess(t, "ws client", clientBin,
+		"--proxy", "ws://"+addrA, "--target", startWSEcho(t).srv.URL, "--key", filepath.Join(t.TempDir(), "ws-client.key"))
+	return addrB, dialVisitor(addrB, 10*time.Second), publicURL, wsPublic
 }

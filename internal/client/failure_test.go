@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -20,33 +19,16 @@ import (
 
 	"keyhole/internal/client"
 	"keyhole/internal/proxy"
+	"keyhole/internal/syncbuf"
 	"keyhole/messages"
 )
-
-// logBuffer collects a client's log, safe for its goroutines and the test.
-type logBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // run runs a client of proxyURL for up to d and returns what Run returned
 // and the log.
 func run(t *testing.T, proxyURL string, d time.Duration, retry bool) (log string, err error) {
 	t.Helper()
 	_, key, _ := ed25519.GenerateKey(nil)
-	var buf logBuffer
+	var buf syncbuf.Buffer
 	c, err := client.New(client.Config{
 		Proxy:          proxyURL,
 		Target:         "http://127.0.0.1:1",

@@ -15,6 +15,7 @@ import (
 
 	"keyhole/bus"
 	"keyhole/internal/proxy"
+	"keyhole/internal/syncbuf"
 	"keyhole/registry"
 )
 
@@ -91,7 +92,7 @@ func accessLogSuite(t *testing.T, format string) {
 		}
 	})
 	ws := startWSEcho(t)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	newLog := func() *slog.Logger {
 		if format == "json" {
 			return slog.New(slog.NewJSONHandler(logs, nil))

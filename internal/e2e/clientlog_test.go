@@ -9,6 +9,7 @@ import (
 
 	"keyhole/internal/client"
 	"keyhole/internal/proxy"
+	"keyhole/internal/syncbuf"
 )
 
 // The client's one line per request says the status it sent the proxy,
@@ -31,7 +32,7 @@ func TestClientLogSaysWhatTheVisitorGot(t *testing.T) {
 			w.Write([]byte("ok"))
 		}
 	})
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	p := startProxy(t, proxy.Config{RequestTimeout: 300 * time.Millisecond})
 	c := startClient(t, p, be.URL, newKey(t), func(cfg *client.Config) {
 		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))

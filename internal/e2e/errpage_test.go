@@ -9,6 +9,7 @@ import (
 
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
+	"keyhole/internal/syncbuf"
 )
 
 // internals are what a visitor must never read on an error page: an
@@ -18,7 +19,7 @@ var internals = regexp.MustCompile(`(?i)\d+\.\d+\.\d+\.\d+(:\d+)?|\[[0-9a-f:]+\]
 // checkErrorPage checks that an error answer is the generic page (status,
 // host and request id, nothing internal) and that log has the detail
 // under the same request id.
-func checkErrorPage(t *testing.T, what string, resp *http.Response, body, host string, wantCode int, log *syncBuffer, detail string) {
+func checkErrorPage(t *testing.T, what string, resp *http.Response, body, host string, wantCode int, log *syncbuf.Buffer, detail string) {
 	t.Helper()
 	id := resp.Header.Get(proxy.RequestIDHeader)
 	if resp.StatusCode != wantCode || id == "" {
@@ -45,8 +46,8 @@ func checkErrorPage(t *testing.T, what string, resp *http.Response, body, host s
 	})
 }
 
-func loggedProxy(t *testing.T, cfg proxy.Config) (*testProxy, *syncBuffer) {
-	log := &syncBuffer{}
+func loggedProxy(t *testing.T, cfg proxy.Config) (*testProxy, *syncbuf.Buffer) {
+	log := &syncbuf.Buffer{}
 	cfg.Logger = slog.New(slog.NewTextHandler(log, nil))
 	return startProxy(t, cfg), log
 }
@@ -74,7 +75,7 @@ func TestErrorPagesShowNoInternals(t *testing.T) {
 	t.Run("redis down", func(t *testing.T) {
 		srv := redistest.Start(t)
 		prefix := redistest.Prefix(t)
-		node := func(name string) (*testProxy, *syncBuffer) {
+		node := func(name string) (*testProxy, *syncbuf.Buffer) {
 			b, r := redisNode(t, srv, prefix)
 			return loggedProxy(t, proxy.Config{Node: name, Bus: b, Registry: r})
 		}

@@ -19,6 +19,7 @@ import (
 
 	"keyhole/internal/identity"
 	"keyhole/internal/proxy"
+	"keyhole/internal/syncbuf"
 )
 
 // inspectorURL matches the client's log line that gives the inspector's
@@ -106,7 +107,7 @@ func TestInspectorInBrowser(t *testing.T) {
 	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
 	stdin, _ := cmd.StdinPipe()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr syncBuffer
+	var stderr syncbuf.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("node: %v", err)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"keyhole/internal/identity"
+	"keyhole/internal/syncbuf"
 )
 
 // result is what one run of a binary that exits on its own left.
@@ -31,7 +32,7 @@ func runExit(t *testing.T, bin string, env []string, args ...string) result {
 			cmd.Env = append(cmd.Environ(), e)
 		}
 	}
-	var stdout, stderr syncBuffer
+	var stdout, stderr syncbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var exit *exec.ExitError

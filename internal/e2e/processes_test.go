@@ -22,6 +22,7 @@ import (
 
 	"keyhole/internal/identity"
 	"keyhole/internal/redistest"
+	"keyhole/internal/syncbuf"
 	"keyhole/registry/redisreg"
 )
 
@@ -76,7 +77,7 @@ type process struct {
 	name   string
 	cmd    *exec.Cmd
 	stdout *firstLine
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	exited chan struct{} // closed once the process has been waited for
 }
 
@@ -101,7 +102,7 @@ func runProcessEnv(t *testing.T, name string, env []string, bin string, args ...
 		name:   name,
 		cmd:    exec.Command(bin, args...),
 		stdout: &firstLine{line: make(chan string, 1)},
-		stderr: &syncBuffer{},
+		stderr: &syncbuf.Buffer{},
 		exited: make(chan struct{}),
 	}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -175,24 +176,6 @@ func (f *firstLine) lines() []string {
 		return strings.Split(whole[:i], "\n")
 	}
 	return nil
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writer and the test.
-type syncBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startProxyProcess runs a proxy node on Redis and returns it with the

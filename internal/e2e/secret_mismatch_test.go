@@ -11,6 +11,7 @@ import (
 	"keyhole/bus/redisbus"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
+	"keyhole/internal/syncbuf"
 	"keyhole/registry/redisreg"
 )
 
@@ -36,7 +37,7 @@ func TestClusterSecretMismatch(t *testing.T) {
 		t.Cleanup(func() { r.Close(); b.Close() })
 		return startProxy(t, proxy.Config{Node: name, Bus: b, Registry: r, Logger: logger})
 	}
-	var logA, logB syncBuffer
+	var logA, logB syncbuf.Buffer
 	a := node("a", "the cluster's own secret 0123456789", &logA)
 	b := node("b", "a mistyped secret 0123456789abcdef", &logB)
 	be := backend(t, echo)

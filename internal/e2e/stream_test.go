@@ -15,6 +15,7 @@ import (
 	"keyhole/internal/client"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
+	"keyhole/internal/syncbuf"
 )
 
 // Bodies with credit (PROTOCOL.md section 9.3): any size, any speed, one
@@ -45,7 +46,7 @@ func streamRoutes(t *testing.T, cfg proxy.Config, h http.HandlerFunc) []route {
 		return startProxy(t, c)
 	}
 	a, b := node("a"), node("b")
-	var clientLog syncBuffer
+	var clientLog syncbuf.Buffer
 	c2 := startClient(t, a, be.URL, newKey(t), func(c *client.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&clientLog, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})

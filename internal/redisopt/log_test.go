@@ -1,12 +1,10 @@
 package redisopt_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,30 +12,14 @@ import (
 
 	"keyhole/internal/redisopt"
 	"keyhole/internal/redistest"
+	"keyhole/internal/syncbuf"
 )
-
-type lockedBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // go-redis's own lines (here: a pub/sub channel nobody reads dropping a
 // message) come out of the slog logger, in its format, not on stderr.
 func TestLogToRoutesGoRedisLines(t *testing.T) {
 	srv := redistest.Start(t)
-	var out lockedBuffer
+	var out syncbuf.Buffer
 	redisopt.LogTo(slog.New(slog.NewJSONHandler(&out, nil)))
 	t.Cleanup(func() { redisopt.LogTo(slog.New(slog.DiscardHandler)) })
 

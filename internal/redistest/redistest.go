@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"keyhole/internal/syncbuf"
 )
 
 // startTimeout bounds how long a fresh redis-server may take to answer PING.
@@ -208,7 +210,7 @@ func (s *Server) launch() error {
 		)
 	}
 	args = append(args, s.extra...)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -337,22 +339,4 @@ func command(addr string, args ...string) (string, error) {
 	default:
 		return "", fmt.Errorf("unexpected reply %q", line)
 	}
-}
-
-// lockedBuffer collects the server's output for error messages.
-type lockedBuffer struct {
-	mu  sync.Mutex // protects buf
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"keyhole/internal/syncbuf"
 )
 
 // SentinelMaster is the master name the sentinel of StartSentinel
@@ -86,7 +88,7 @@ func StartSentinel(t testing.TB, opts SentinelOptions) *Sentinel {
 func (s *Sentinel) spawn(bin, name, port, pass string, args ...string) string {
 	s.t.Helper()
 	cmd := exec.Command(bin, args...)
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start %s: %v", name, err)

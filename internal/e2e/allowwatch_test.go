@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"crypto/ed25519"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,12 +36,7 @@ func TestProcessesAllowKeysFileChange(t *testing.T) {
 	if err := os.Symlink(v1, list); err != nil {
 		t.Fatal(err)
 	}
-	px, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--allow-keys", list)
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", u.Port())
+	px, addr := startProxyBin(t, "proxy", proxyBin, "--allow-keys", list)
 	be := backend(t, echo)
 	hc := dialVisitor(addr, 10*time.Second)
 	c, tunnelURL := startProcess(t, "client", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", keyPath)

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"net"
-	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -105,14 +104,10 @@ func TestProcessesPrintLabel(t *testing.T) {
 // ws://host:port: a client started so serves.
 func TestProcessesShortTargetAndProxy(t *testing.T) {
 	proxyBin, clientBin := buildBinaries(t)
-	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0")
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
+	_, addr := startProxyBin(t, "proxy", proxyBin)
 	be := backend(t, echo)
 	_, bePort, _ := net.SplitHostPort(be.Listener.Addr().String())
-	_, publicURL := startProcess(t, "client", clientBin, "--proxy", "127.0.0.1:"+u.Port(), "--target", bePort,
+	_, publicURL := startProcess(t, "client", clientBin, "--proxy", addr, "--target", bePort,
 		"--key", filepath.Join(t.TempDir(), "client.key"))
-	checkEcho(t, "a tunnel to --target <port>", dialVisitor(net.JoinHostPort("127.0.0.1", u.Port()), 10*time.Second), publicURL)
+	checkEcho(t, "a tunnel to --target <port>", dialVisitor(addr, 10*time.Second), publicURL)
 }

@@ -2,9 +2,7 @@ package e2e
 
 import (
 	"crypto/rand"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -90,12 +88,7 @@ func TestProcessesStartWithoutRedis(t *testing.T) {
 // finishes with 200 before the process exits.
 func TestProcessesSingleNodeDrain(t *testing.T) {
 	proxyBin, clientBin := buildBinaries(t)
-	px, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--drain-timeout", "20s")
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", u.Port())
+	px, addr := startProxyBin(t, "proxy", proxyBin, "--drain-timeout", "20s")
 	for _, m := range []string{"GET", "HEAD"} {
 		for _, path := range []string{"/healthz", "/readyz"} {
 			if got := health(addr, m, path); got != http.StatusOK {
@@ -169,14 +162,10 @@ func TestProcessesRefusedKeyExits(t *testing.T) {
 	if err := os.WriteFile(list, []byte("# nobody\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--allow-keys", list)
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
+	_, addr := startProxyBin(t, "proxy", proxyBin, "--allow-keys", list)
 	be := backend(t, echo)
 	began := time.Now()
-	c := runProcess(t, "client", clientBin, "--proxy", "ws://127.0.0.1:"+u.Port(), "--target", be.URL, "--key", filepath.Join(dir, "c.key"))
+	c := runProcess(t, "client", clientBin, "--proxy", "ws://"+addr, "--target", be.URL, "--key", filepath.Join(dir, "c.key"))
 	select {
 	case <-c.exited:
 	case <-time.After(5 * time.Second):

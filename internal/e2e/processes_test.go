@@ -182,12 +182,19 @@ func (f *firstLine) lines() []string {
 // loopback address it listens on.
 func startProxyProcess(t *testing.T, bin, node, redisURL, secret string) (*process, string) {
 	t.Helper()
-	p, line := startProcess(t, "proxy "+node, bin,
-		"--listen", "127.0.0.1:0", "--redis", redisURL, "--cluster-secret", secret,
-		"--node", node, "--domain", "localhost")
+	return startProxyBin(t, "proxy "+node, bin,
+		"--redis", redisURL, "--cluster-secret", secret, "--node", node, "--domain", "localhost")
+}
+
+// startProxyBin runs the proxy binary with args on a free loopback port
+// (--listen 127.0.0.1:0) and returns it with the address it listens on,
+// read from the URL it prints first.
+func startProxyBin(t *testing.T, name, bin string, args ...string) (*process, string) {
+	t.Helper()
+	p, line := startProcess(t, name, bin, append([]string{"--listen", "127.0.0.1:0"}, args...)...)
 	u, err := url.Parse(line)
 	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy %s: first line %q is not its URL: %v", node, line, err)
+		t.Fatalf("%s: first line %q is not its URL: %v", name, line, err)
 	}
 	return p, net.JoinHostPort("127.0.0.1", u.Port())
 }
@@ -397,12 +404,7 @@ func TestProcessesAllowKeys(t *testing.T) {
 	if err := os.WriteFile(list, []byte("# who may register\n"+labels[keyA]+".localhost\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	px, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--allow-keys", list)
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
-	addr := net.JoinHostPort("127.0.0.1", u.Port())
+	px, addr := startProxyBin(t, "proxy", proxyBin, "--allow-keys", list)
 	be := backend(t, echo)
 	hc := dialVisitor(addr, 10*time.Second)
 
@@ -415,7 +417,8 @@ func TestProcessesAllowKeys(t *testing.T) {
 	waitFor(t, "client b to be told its key is not allowed", func() bool {
 		return strings.Contains(b.stderr.String(), "this key is not allowed on this proxy")
 	})
-	urlB := "http://" + labels[keyB] + ".localhost:" + u.Port()
+	_, port, _ := net.SplitHostPort(addr)
+	urlB := "http://" + labels[keyB] + ".localhost:" + port
 	if got := ask(hc, "GET", urlB+"/", nil); got.code != http.StatusNotFound {
 		t.Errorf("the refused key's hostname: got %d, want 404", got.code)
 	}
@@ -449,18 +452,14 @@ func TestProcessesMetricsListen(t *testing.T) {
 	}
 	opsAddr := ln.Addr().String()
 	ln.Close()
-	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0", "--metrics-listen", opsAddr)
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
+	_, addr := startProxyBin(t, "proxy", proxyBin, "--metrics-listen", opsAddr)
 	if code, body := get(t, "http://"+opsAddr+"/_keyhole/metrics", ""); code != 200 || !strings.Contains(body, "keyhole_proxy_links_active 0") {
 		t.Errorf("metrics on --metrics-listen: got %d %q", code, body)
 	}
 	if code, _ := get(t, "http://"+opsAddr+"/healthz", ""); code != 200 {
 		t.Errorf("health on --metrics-listen: got %d", code)
 	}
-	if code, _ := get(t, "http://127.0.0.1:"+u.Port()+"/_keyhole/metrics", "localhost"); code != http.StatusNotFound {
+	if code, _ := get(t, "http://"+addr+"/_keyhole/metrics", "localhost"); code != http.StatusNotFound {
 		t.Errorf("metrics on the apex host with --metrics-listen: got %d, want 404", code)
 	}
 
@@ -485,24 +484,20 @@ func TestProcessesProxyProtocol(t *testing.T) {
 	if out := runOnce(proxyBin, "--listen", "127.0.0.1:0", "--proxy-protocol"); !strings.Contains(out, "--proxy-protocol needs --trusted-proxies") {
 		t.Errorf("--proxy-protocol alone: got %q, want it refused", out)
 	}
-	_, apex := startProcess(t, "proxy", proxyBin, "--listen", "127.0.0.1:0",
+	_, addr := startProxyBin(t, "proxy", proxyBin,
 		"--proxy-protocol", "--trusted-proxies", "127.0.0.1/32")
-	u, err := url.Parse(apex)
-	if err != nil || u.Port() == "" {
-		t.Fatalf("proxy: first line %q is not its URL: %v", apex, err)
-	}
 	be := backend(t, func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.Header.Get("X-Forwarded-For"))
 	})
 	// The client's link comes through the balancer too, so it sends a
 	// header; the client itself knows nothing of it.
-	lbAddr := startPROXYRelay(t, net.JoinHostPort("127.0.0.1", u.Port()), "198.51.100.20")
+	lbAddr := startPROXYRelay(t, addr, "198.51.100.20")
 	c := startClientAt(t, "ws://"+lbAddr, be.URL, newKey(t))
 	host := hostOf(c.url)
 
 	raw := func(from, preface string) string {
 		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
-		conn, err := d.Dial("tcp", net.JoinHostPort("127.0.0.1", u.Port()))
+		conn, err := d.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -662,14 +657,9 @@ func TestProcessesRedisPrefix(t *testing.T) {
 	srv := redistest.Start(t)
 	secret := "process test secret " + rand.Text()
 	start := func(prefix, node string) string {
-		_, line := startProcess(t, "proxy "+prefix+"/"+node, proxyBin,
-			"--listen", "127.0.0.1:0", "--redis", srv.URL(), "--cluster-secret", secret,
-			"--node", node, "--redis-prefix", prefix)
-		u, err := url.Parse(line)
-		if err != nil || u.Port() == "" {
-			t.Fatalf("proxy: first line %q is not its URL: %v", line, err)
-		}
-		return net.JoinHostPort("127.0.0.1", u.Port())
+		_, addr := startProxyBin(t, "proxy "+prefix+"/"+node, proxyBin,
+			"--redis", srv.URL(), "--cluster-secret", secret, "--node", node, "--redis-prefix", prefix)
+		return addr
 	}
 	oneA, oneB, twoA := start("one", "a"), start("one", "b"), start("two", "a")
 	be := backend(t, echo)

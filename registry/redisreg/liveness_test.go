@@ -79,8 +79,8 @@ func TestLostLeaseRewrites(t *testing.T) {
 		y, _ := b.Lookup(context.Background(), "y")
 		return len(x) == 1 && len(y) == 1
 	})
-	if st := a.Stats(); st.Rewrites < 1 {
-		t.Errorf("got Rewrites %d, want at least 1", st.Rewrites)
+	if st := a.Stats(); st.Rewrites < 1 || counter(a, "rewrites") < 1 {
+		t.Errorf("got Rewrites %d (metrics: %d), want at least 1 in both", st.Rewrites, counter(a, "rewrites"))
 	}
 }
 
@@ -136,6 +136,9 @@ func TestSweepRemovesDeadNodesRoutes(t *testing.T) {
 	})
 	if st := live.Stats(); st.Swept != 10 {
 		t.Errorf("got Swept %d, want 10", st.Swept)
+	}
+	if got := counter(live, "swept"); got != 10 {
+		t.Errorf("metrics: got swept %d, want 10", got)
 	}
 	expect(t, live, "alive", "node-live")
 }
@@ -207,4 +210,14 @@ func TestRewriteKeepsRoutesVisible(t *testing.T) {
 	if st := a.Stats(); st.Rewrites < 2 || missing > 0 {
 		t.Errorf("%d of %d lookups found no route during %d rewrites, want none", missing, lookups, st.Rewrites)
 	}
+}
+
+// counter is the value of the metrics counter name of r, 0 if it has none.
+func counter(r *redisreg.Registry, name string) uint64 {
+	for _, c := range r.Counters() {
+		if c.Name == name {
+			return c.Value
+		}
+	}
+	return 0
 }

@@ -28,6 +28,8 @@ func (r *Registry) Counters() []registry.Counter {
 		{Name: "withdraw_errors", Help: "Withdrawals not removed from Redis at once; they expire after their TTL.", Value: st.WithdrawErrors},
 		{Name: "lookup_errors", Help: "Lookups that failed: Redis down, timed out, refused.", Value: st.LookupErrors},
 		{Name: "expired_seen", Help: "Expired entries of dead nodes that lookups skipped and removed.", Value: st.ExpiredSeen},
+		{Name: "rewrites", Help: "Times this node took a new lease and wrote all its routes again: Redis had lost them, or the node was cut off for longer than the TTL.", Value: st.Rewrites},
+		{Name: "swept", Help: "Routes of dead nodes removed by the periodic sweep.", Value: st.Swept},
 	}
 }
 

@@ -165,3 +165,65 @@ func TestDocsNameEveryMetric(t *testing.T) {
 		t.Fatalf("metrics: got %d keyhole families:\n%s%s", n, proxyMetrics, clientMetrics)
 	}
 }
+
+// What --host-only-cookies can and cannot do is said wherever the flag is:
+// it filters Set-Cookie headers only; script on a tenant's page can still
+// set a cookie for the parent domain that every sibling receives (the
+// browser test TestBrowserHostOnlyCookiesLimits shows both); isolating
+// tenants needs the Public Suffix List or a registrable domain of their
+// own. An earlier wording promised that no tunnel could set cookies its
+// siblings receive.
+func TestDocsSayWhatCookieIsolationCannotDo(t *testing.T) {
+	proxyBin, _ := buildBinaries(t)
+	help, _ := exec.Command(proxyBin, "--help").CombinedOutput()
+	root := filepath.Join("..", "..")
+	readme := readDoc(t, filepath.Join(root, "README.md"))
+	guide := readDoc(t, filepath.Join(root, "deploy", "OPERATORS.md"))
+	// lines returns n lines from the one that starts with prefix.
+	lines := func(text, prefix string, n int) string {
+		ls := strings.Split(text, "\n")
+		for i, l := range ls {
+			if strings.HasPrefix(strings.TrimSpace(l), prefix) {
+				return strings.Join(ls[i:min(i+n, len(ls))], "\n")
+			}
+		}
+		return ""
+	}
+	section := func(text, heading string) string {
+		i := strings.Index(text, heading)
+		if i < 0 {
+			return ""
+		}
+		rest := text[i:]
+		for _, next := range []string{"\n- **", "\n#"} {
+			if j := strings.Index(rest[len(heading):], next); j >= 0 {
+				rest = rest[:len(heading)+j]
+			}
+		}
+		return rest
+	}
+	for where, text := range map[string]string{
+		"proxy --help":                 lines(string(help), "--host-only-cookies", 2), // the flag, then its text
+		"README's flag table":          lines(readme, "| `--host-only-cookies`", 1),
+		"OPERATORS.md, Shared cookies": section(guide, "**Shared cookies**"),
+	} {
+		if text == "" {
+			t.Errorf("%s: no text about --host-only-cookies", where)
+			continue
+		}
+		flat := strings.Join(strings.Fields(text), " ")
+		for _, want := range []*regexp.Regexp{
+			regexp.MustCompile(`Set-Cookie`),
+			regexp.MustCompile(`(?i)script|document\.cookie`),
+			regexp.MustCompile(`(?i)parent[- ]domain`),
+			regexp.MustCompile(`Public Suffix List`),
+		} {
+			if !want.MatchString(flat) {
+				t.Errorf("%s does not say %q:\n%s", where, want, flat)
+			}
+		}
+		if regexp.MustCompile(`(?i)no tunnel (can )?sets? cookies (that )?its sibling`).MatchString(flat) {
+			t.Errorf("%s still promises what no proxy can do:\n%s", where, flat)
+		}
+	}
+}

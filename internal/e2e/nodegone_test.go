@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"keyhole/internal/client"
 	"keyhole/internal/redistest"
 	"keyhole/registry/redisreg"
 )
@@ -44,11 +46,11 @@ type outcome struct {
 // TestProcessesNodeKilledRoutesAround runs three proxy processes on one
 // redis-server, tunnels on nodes n1 and n2, and visitors entering n3.
 // n1 dies with SIGKILL under load; its clients register again on n2 while
-// n1's routes still linger in Redis. Once a tunnel is served from n2, no
-// request or WebSocket handshake entering n3 fails for it: the publish to
-// n1 that finds no subscriber sends the request on to n2 before anything
-// is answered, and n3 routes around n1 from then on. The tunnels that were
-// on n2 throughout never fail.
+// n1's routes still linger in Redis. Once a tunnel has registered on n2,
+// no request or WebSocket handshake entering n3 after that fails for it:
+// the publish to n1 that finds no subscriber sends the request on to n2
+// before anything is answered, and n3 routes around n1 from then on. The
+// tunnels that were on n2 throughout never fail.
 func TestProcessesNodeKilledRoutesAround(t *testing.T) {
 	proxyBin, _ := buildBinaries(t)
 	srv := redistest.Start(t)
@@ -62,12 +64,20 @@ func TestProcessesNodeKilledRoutesAround(t *testing.T) {
 	const perNode = 4
 	var urls []string
 	onN1 := map[int]bool{}
+	var registered [2 * perNode]atomic.Int64 // each tunnel's latest registration, in Unix nanoseconds
 	for i := range 2 * perNode {
 		to := "ws://" + addr2
 		if i < perNode {
 			to, onN1[i] = "ws://"+lb.addr(), true
 		}
-		urls = append(urls, startClientAt(t, to, be.URL, newKey(t)).url)
+		noteRegistration := func(c *client.Config) {
+			ready := c.Ready
+			c.Ready = func(u string) {
+				registered[i].Store(time.Now().UnixNano())
+				ready(u)
+			}
+		}
+		urls = append(urls, startClientAt(t, to, be.URL, newKey(t), noteRegistration).url)
 	}
 	via3 := dialVisitor(addr3, 10*time.Second)
 	for i, u := range urls {
@@ -139,6 +149,12 @@ func TestProcessesNodeKilledRoutesAround(t *testing.T) {
 			}
 		}
 	}
+	again := map[int]time.Time{} // when each of n1's tunnels registered on n2
+	for i := range perNode {
+		if r := time.Unix(0, registered[i].Load()); r.After(killed) {
+			again[i] = r
+		}
+	}
 	bad := map[int][]string{}
 	served := 0
 	for _, o := range got {
@@ -146,8 +162,8 @@ func TestProcessesNodeKilledRoutesAround(t *testing.T) {
 			served++
 			continue
 		}
-		b, ok := back[o.tunnel]
-		if !onN1[o.tunnel] || ok && o.began.After(b) {
+		r, ok := again[o.tunnel]
+		if !onN1[o.tunnel] || ok && o.began.After(r) {
 			bad[o.tunnel] = append(bad[o.tunnel], fmt.Sprintf("%s at %v", o.err, o.began.Sub(killed).Round(time.Millisecond)))
 		}
 	}
@@ -155,16 +171,21 @@ func TestProcessesNodeKilledRoutesAround(t *testing.T) {
 		if _, ok := back[i]; !ok {
 			t.Errorf("tunnel %d (on n1: %v) never served through n3 after the kill", i, onN1[i])
 		}
+		if _, ok := again[i]; onN1[i] && !ok {
+			t.Errorf("tunnel %d did not register again after n1's kill", i)
+		}
 		if len(bad[i]) > 0 {
-			t.Errorf("tunnel %d (on n1: %v, served from elsewhere %v after the kill) failed %d times through n3 meanwhile, first %q",
-				i, onN1[i], back[i].Sub(killed).Round(time.Millisecond), len(bad[i]), bad[i][0])
+			t.Errorf("tunnel %d (on n1: %v, registered again %v after the kill) failed %d times through n3 after that, first %q",
+				i, onN1[i], again[i].Sub(killed).Round(time.Millisecond), len(bad[i]), bad[i][0])
 		}
 	}
-	t.Logf("%d requests and handshakes through n3, %d served; n1's tunnels back at %v", len(got), served, func() []time.Duration {
+	since := func(m map[int]time.Time) []time.Duration {
 		var d []time.Duration
 		for i := range perNode {
-			d = append(d, back[i].Sub(killed).Round(time.Millisecond))
+			d = append(d, m[i].Sub(killed).Round(time.Millisecond))
 		}
 		return d
-	}())
+	}
+	t.Logf("%d requests and handshakes through n3, %d served; n1's tunnels registered on n2 at %v, first served through n3 at %v",
+		len(got), served, since(again), since(back))
 }

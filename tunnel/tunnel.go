@@ -39,8 +39,8 @@ type Config struct {
 	// Target. It touches nothing toward the proxy.
 	TargetInsecure bool
 	// Transport carries HTTP requests toward a Target (WebSockets are
-	// dialed directly); default NewTransport(). It must be nil with a
-	// Handler.
+	// dialed directly); default NewServiceTransport(NewTransport()). It
+	// must be nil with a Handler.
 	Transport http.RoundTripper
 	// WebSocketTap, when set, is called as each WebSocket opens on a
 	// Target, with its handshake; tap (nil: none) then sees every piece
@@ -79,7 +79,7 @@ type Tunnel struct {
 	ln      *memListener
 	srv     *http.Server
 	handler *trackedHandler
-	tr      *http.Transport
+	tr      *client.ServiceTransport
 
 	mu    sync.Mutex // protects url
 	url   string
@@ -130,8 +130,9 @@ func (t *Tunnel) serveHandler(cc *client.Config, h http.Handler) error {
 		log = slog.New(slog.DiscardHandler)
 	}
 	t.srv = &http.Server{Handler: t.handler, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug)}
-	t.tr = client.NewTransport()
-	t.tr.DialContext = t.ln.dial
+	base := client.NewTransport()
+	base.DialContext = t.ln.dial
+	t.tr = client.NewServiceTransport(base)
 	cc.Target, cc.Transport, cc.Dial = handlerTarget, t.tr, t.ln.dial
 	return nil
 }
@@ -204,3 +205,12 @@ func ProxyURL(s string) (*url.URL, error) { return client.ProxyURL(s) }
 // added or removed, no environment proxy. Wrap it to watch or change
 // what goes to the service.
 func NewTransport() *http.Transport { return client.NewTransport() }
+
+// NewServiceTransport returns the transport a tunnel uses by default
+// toward its Target: requests with no body to a plain http:// service are
+// written and answered on the goroutine that carries them, which spares
+// each small request three goroutine hand-offs; everything else goes
+// through base, whose dialer and idle limits the direct requests share.
+func NewServiceTransport(base *http.Transport) http.RoundTripper {
+	return client.NewServiceTransport(base)
+}

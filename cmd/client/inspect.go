@@ -63,7 +63,7 @@ func inspectTunnel(in *inspect.Inspector, name string, cfg *tunnel.Config) {
 		if cfg.TargetInsecure {
 			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		}
-		next = t
+		next = tunnel.NewServiceTransport(t)
 	}
 	cfg.Transport = in.Transport(name, next)
 	cfg.WebSocketTap = in.WebSocketTap(name)

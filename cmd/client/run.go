@@ -129,7 +129,7 @@ func (n *named) config(o *options, reg *prometheus.Registry) (tunnel.Config, err
 		Header:         header,
 		BasicAuth:      n.basicAuth,
 		TargetInsecure: n.insecure,
-		Transport:      tr,
+		Transport:      tunnel.NewServiceTransport(tr),
 		RetryPermanent: o.retry,
 		Logger:         n.log,
 	}

@@ -55,7 +55,7 @@ type Config struct {
 	RetryPermanent bool
 
 	// Transport carries HTTP requests toward the service; default a
-	// pooled transport (NewTransport) that dials with Dial.
+	// ServiceTransport over NewTransport, dialing with Dial.
 	Transport http.RoundTripper
 	// Dial opens connections toward the service: WebSocket handshakes,
 	// and HTTP requests of the default Transport. Default a net.Dialer.
@@ -118,7 +118,7 @@ func New(cfg Config) (*Client, error) {
 		if cfg.TargetInsecure {
 			t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true}
 		}
-		cfg.Transport = t
+		cfg.Transport = NewServiceTransport(t)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

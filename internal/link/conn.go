@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -300,6 +301,12 @@ func (c *Conn) flush() {
 	if !c.claim() {
 		return
 	}
+	// Let the goroutines that are ready to run go first: on a busy link
+	// they are mostly other streams about to queue a frame, which then
+	// share this write. (At 32 WebSocket echoes it took the link's writes
+	// from 0.9 to 0.2 a message.) With nothing else ready, it returns at
+	// once.
+	runtime.Gosched()
 	for range inlineBatches {
 		batch, err := c.nextNow()
 		if batch == nil {

@@ -262,10 +262,10 @@ func TestServiceTransportHeaderCap(t *testing.T) {
 	}
 }
 
-// TestServiceTransportCancel: cancelling a request breaks off the wait
-// for its answer and the read of its body at once, and the connection is
-// not used again.
-func TestServiceTransportCancel(t *testing.T) {
+// stallingServer answers / at once; /stream with "first" and then
+// nothing more, and /wait with nothing at all, until the request ends.
+func stallingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
+	t.Helper()
 	release := make(chan struct{})
 	srv, conns, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -280,7 +280,15 @@ func TestServiceTransportCancel(t *testing.T) {
 		case <-r.Context().Done():
 		}
 	})
-	defer close(release)
+	t.Cleanup(func() { close(release) }) // runs before the server's Close, which waits for handlers
+	return srv, conns
+}
+
+// TestServiceTransportCancel: cancelling a request breaks off the wait
+// for its answer and the read of its body at once, and the connection is
+// not used again.
+func TestServiceTransportCancel(t *testing.T) {
+	srv, conns := stallingServer(t)
 	tr := NewServiceTransport(NewTransport())
 	defer tr.CloseIdleConnections()
 
@@ -320,19 +328,10 @@ func TestServiceTransportCancel(t *testing.T) {
 // TestServiceTransportEarlyClose: a body closed before its end closes
 // the connection without waiting for the rest.
 func TestServiceTransportEarlyClose(t *testing.T) {
-	release := make(chan struct{})
-	srv, conns, _ := countingServer(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Write([]byte("first"))
-		w.(http.Flusher).Flush()
-		select {
-		case <-release:
-		case <-r.Context().Done():
-		}
-	})
-	defer close(release)
+	srv, conns := stallingServer(t)
 	tr := NewServiceTransport(NewTransport())
 	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+	req, _ := http.NewRequest("GET", srv.URL+"/stream", nil)
 	resp, err := tr.RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)

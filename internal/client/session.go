@@ -47,6 +47,7 @@ type session struct {
 	err      error         // why the link ended; set before done is closed
 	awayOnce sync.Once
 	wg       sync.WaitGroup // one per stream
+	workers  workers        // run the streams' handlers
 
 	mu      sync.Mutex // protects streams
 	streams map[messages.ID]*stream
@@ -181,6 +182,7 @@ func (s *session) run(ctx context.Context) {
 		st.cancel()
 	}
 	s.wg.Wait()
+	s.workers.close()
 }
 
 // drain leaves a link once a new one is up: it tells the proxy with a
@@ -211,7 +213,8 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 		}
 		if st := s.open(f.ID, false, &head); st != nil {
 			s.wg.Add(1)
-			go s.serve(st, f.End())
+			end := f.End()
+			s.workers.run(func() { s.serve(st, end) })
 		}
 	case messages.TypeWSRequest:
 		head, err := messages.ParseRequestHead(f.Payload)
@@ -222,7 +225,7 @@ func (s *session) handle(f messages.Frame, b *link.Buffer) error {
 		}
 		if st := s.open(f.ID, true, &head); st != nil {
 			s.wg.Add(1)
-			go s.serve(st, false)
+			s.workers.run(func() { s.serve(st, false) })
 		}
 	case messages.TypeData, messages.TypeWSMessage, messages.TypeWSTeardown, messages.TypeError, messages.TypeCredit:
 		if f.ID.IsZero() {

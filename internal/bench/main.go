@@ -8,9 +8,11 @@
 //
 // One node: 1 KiB GETs at 1 and 64 connections, 400 KiB GETs at 16,
 // WebSocket echo round trips, and the latency of server-sent events from
-// the backend's flush to their arrival. Two nodes on a redis-server it
-// starts: GETs and events entering on the node that does not hold the
-// client against entering on the node that does. Then, with the proxies
+// the backend's flush to their arrival. The same GETs and echoes through
+// two byte relays in a row ("bench relay", no floors): the best a tunnel
+// of two processes could do on the machine in that run. Two nodes on a
+// redis-server it starts: GETs and events entering on the node that does
+// not hold the client against entering on the node that does. Then, with the proxies
 // run with --max-body 0 (no cap), a 256 MiB download and a 256 MiB upload,
 // checked to the byte by SHA-256, through one node and across two, against
 // direct. Then how many backend connections the client opens, and the
@@ -106,7 +108,7 @@ func parseFlags(args []string) (*options, error) {
 }
 
 func main() {
-	if len(os.Args) > 1 && (os.Args[1] == backendCmd || os.Args[1] == loadCmd) {
+	if len(os.Args) > 1 && (os.Args[1] == backendCmd || os.Args[1] == loadCmd || os.Args[1] == relayCmd) {
 		os.Exit(child(os.Args[1], os.Args[2:]))
 	}
 	o, err := parseFlags(os.Args[1:])
@@ -141,6 +143,8 @@ func child(cmd string, args []string) int {
 		err = serveBackend(ctx, os.Stdout)
 	case cmd == loadCmd && len(args) == 1:
 		err = runLoad(ctx, args[0], os.Stdout)
+	case cmd == relayCmd && len(args) == 1:
+		err = serveRelay(ctx, args[0], os.Stdout)
 	default:
 		err = fmt.Errorf("usage: bench %s: wrong arguments %q", cmd, args)
 	}

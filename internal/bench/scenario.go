@@ -91,6 +91,20 @@ var suites = []suite{
 		},
 	},
 	{
+		// No floors: what the one-node ratios can be at best on this
+		// machine today, as the direct route's speed moves from run to run.
+		name: "relay",
+		about: "direct = the backend itself; relay = through two byte relays in a row, each a process of its own " +
+			"that parses nothing and gives each connection one of its own: the floor under any two-process tunnel",
+		start: startRelay,
+		scenarios: []scenario{
+			{workload: httpGet{path: "/1k", conns: 1}},
+			{workload: httpGet{path: "/1k", conns: 64}},
+			{workload: httpGet{path: "/400k", conns: 16}},
+			{workload: wsEcho{size: small, conns: 32}},
+		},
+	},
+	{
 		name: "two-node",
 		about: "two proxy nodes on one Redis, the client connected to node a; " +
 			"same = entering on node a, cross = entering on node b, which reaches the client over Redis",

@@ -11,6 +11,8 @@ import (
 // would grow (copy) its stack on every request. Workers that stay idle
 // for a whole trimEvery end, so a burst leaves nothing behind.
 type workers struct {
+	running sync.WaitGroup // one per worker goroutine
+
 	mu     sync.Mutex // protects the rest
 	idle   []chan func()
 	low    int // the fewest idle since the last trim: that many were not needed
@@ -41,12 +43,14 @@ func (w *workers) run(f func()) {
 		w.timer = time.AfterFunc(trimEvery, w.trim)
 	}
 	w.mu.Unlock()
+	w.running.Add(1)
 	go w.work(f, make(chan func(), 1))
 }
 
 // work runs f, then what it is given, until it is told to end (nil) or
 // the pool is full or closed.
 func (w *workers) work(f func(), next chan func()) {
+	defer w.running.Done()
 	for f != nil {
 		f()
 		w.mu.Lock()
@@ -79,7 +83,8 @@ func (w *workers) trim() {
 	}
 }
 
-// close ends the idle workers; those still running end when done.
+// close ends the idle workers and waits for every worker to end; the
+// caller has waited for the handlers, so none runs long.
 func (w *workers) close() {
 	w.mu.Lock()
 	idle := w.idle
@@ -91,6 +96,7 @@ func (w *workers) close() {
 	for _, next := range idle {
 		next <- nil
 	}
+	w.running.Wait()
 }
 
 // idleCount reports how many workers wait for work.

@@ -45,9 +45,6 @@ func NewServiceTransport(base *http.Transport) *ServiceTransport {
 	return t
 }
 
-// Base returns the transport for what the direct path does not carry.
-func (t *ServiceTransport) Base() *http.Transport { return t.base }
-
 // maxResponseHeader bounds a service's response header block, as
 // http.Transport's default does. The link carries far less (a head is one
 // frame), so this only keeps a runaway service from growing the client.

@@ -98,10 +98,3 @@ func (w *workers) close() {
 	}
 	w.running.Wait()
 }
-
-// idleCount reports how many workers wait for work.
-func (w *workers) idleCount() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.idle)
-}

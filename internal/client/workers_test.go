@@ -54,3 +54,10 @@ func TestWorkersReuseTrimAndClose(t *testing.T) {
 	w.trim() // a late trim after close does nothing
 	leaktest.Check(t, before)
 }
+
+// idleCount reports how many workers wait for work.
+func (w *workers) idleCount() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.idle)
+}

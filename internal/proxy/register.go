@@ -36,6 +36,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
+	tap.readInBursts()
 	s.wg.Add(1)
 	defer s.wg.Done()
 	req, label, err := s.register(ws)

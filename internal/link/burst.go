@@ -8,12 +8,15 @@ import (
 	"syscall"
 )
 
-// BurstReader reads a link's socket for a small bufio.Reader: each read
-// takes all the socket holds, up to burstSize, in one system call, into
-// a buffer borrowed only while it holds unread bytes. A busy link then
-// reads a batch of frames at once, where its small reader alone would
-// take one system call per kilobyte; an idle link holds no large buffer,
-// since the buffer is borrowed only once the socket has bytes to give.
+// BurstReader reads a link's socket for a small bufio.Reader. While the
+// link is busy (its last read filled what the reader asked for, so more
+// was likely waiting), each read takes all the socket holds, up to
+// burstSize, in one system call, into a buffer borrowed only while it
+// holds unread bytes. A busy link then reads a batch of frames at once,
+// where its small reader alone would take one system call per kilobyte.
+// A quiet link, or one that registers, reads straight into the reader's
+// own buffer and borrows nothing: many at once would otherwise leave
+// large buffers behind as garbage.
 //
 // Reads at least directRead long go straight to the socket, so a large
 // frame is not copied twice. Where the socket gives no RawConn (TLS, a
@@ -23,6 +26,7 @@ type BurstReader struct {
 	raw  syscall.RawConn // nil: read conn directly
 	buf  *[]byte         // borrowed from bursts while it holds unread bytes
 	r, w int             // the unread bytes are (*buf)[r:w]
+	busy bool            // the last read filled what was asked for
 }
 
 const (
@@ -50,9 +54,15 @@ func (b *BurstReader) Read(p []byte) (int, error) {
 		if b.raw == nil || len(p) >= directRead {
 			return b.conn.Read(p)
 		}
+		if !b.busy {
+			n, err := b.conn.Read(p)
+			b.busy = n == len(p)
+			return n, err
+		}
 		if err := b.fill(); err != nil {
 			return 0, err
 		}
+		b.busy = b.w > len(p)
 	}
 	n := copy(p, (*b.buf)[b.r:b.w])
 	b.r += n

@@ -55,11 +55,12 @@ func (h *hijackTap) readInBursts() {
 // nil if it does not reuse it (gorilla/websocket takes the hijacked reader
 // when it is over 256 bytes).
 func (h *hijackTap) readAhead() func() int {
+	br, burst := h.br, h.burst // not h: it holds the handler's ResponseWriter
 	switch {
-	case h.br == nil || h.br.Size() <= 256:
+	case br == nil || br.Size() <= 256:
 		return nil
-	case h.burst != nil:
-		return func() int { return h.br.Buffered() + h.burst.Buffered() }
+	case burst != nil:
+		return func() int { return br.Buffered() + burst.Buffered() }
 	}
-	return h.br.Buffered
+	return br.Buffered
 }

@@ -93,6 +93,7 @@ type Conn struct {
 	raw      syscall.RawConn // nc's, to wait for it shallowly; nil if unusable
 	lastRead time.Time       // when the reader last had a frame; reader only
 	quiet    bool            // the gap before that frame was over quietGap; reader only
+	deadline time.Time       // the read deadline last set; reader only
 }
 
 // quietGap is the pause between frames after which a reader waits for the
@@ -500,7 +501,7 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 // exactly MaxFrame bytes: a message that fills it is whole if the reader
 // has nothing more. The WebSocket read limit refuses longer ones first.
 func (c *Conn) readFrame() (*Buffer, error) {
-	c.ws.SetReadDeadline(time.Now().Add(c.opts.Timeout))
+	c.extendDeadline()
 	if c.raw != nil {
 		if c.quiet && c.opts.ReadAhead() == 0 {
 			if err := c.raw.Read(peekReady); err != nil {
@@ -534,6 +535,23 @@ func (c *Conn) readFrame() (*Buffer, error) {
 	b.B = buf[:n]
 	return b, nil
 }
+
+// extendDeadline keeps the read deadline between Timeout and Timeout +
+// Timeout/deadlineSlack away, moving it only when it has come nearer than
+// Timeout: a busy link resets the socket's timer once a second or so,
+// not once a frame.
+func (c *Conn) extendDeadline() {
+	now := time.Now()
+	if c.deadline.Sub(now) >= c.opts.Timeout {
+		return
+	}
+	c.deadline = now.Add(c.opts.Timeout + c.opts.Timeout/deadlineSlack)
+	c.ws.SetReadDeadline(c.deadline)
+}
+
+// deadlineSlack: a link drops within Timeout/deadlineSlack after Timeout
+// of silence.
+const deadlineSlack = 20
 
 // noteRead records when the reader had a frame, and whether it came
 // after a quiet gap.

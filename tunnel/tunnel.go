@@ -44,7 +44,8 @@ type Config struct {
 	Transport http.RoundTripper
 	// WebSocketTap, when set, is called as each WebSocket opens on a
 	// Target, with its handshake; tap (nil: none) then sees every piece
-	// of every message both ways and must not keep p nor block, and done
+	// of every message both ways (the two ways at once, each way from
+	// one goroutine) and must not keep p nor block, and done
 	// (nil: none) is called with what closed the socket. It is how an
 	// inspector records WebSocket sessions.
 	WebSocketTap func(req *http.Request, resp *http.Response) (tap func(fromService, text bool, p []byte, end bool), done func(error))

@@ -50,11 +50,16 @@ func TestCaptureKeepsTheCapAndCountsAll(t *testing.T) {
 
 func TestWebSocketMessagesStayWithinBounds(t *testing.T) {
 	var w wsMessages
+	var ways [2]wsWay
+	piece := func(fromService, text bool, p []byte, end bool) {
+		kept, at := ways[wayOf(fromService)].take(p, end, 8)
+		w.piece(fromService, text, len(p), kept, at, end, 3, 20)
+	}
 	// A message in two pieces, over the cap of 8 bytes: counted whole,
 	// its first 8 bytes kept.
-	w.piece(false, true, []byte("hello "), false, 8, 3, 20)
-	w.piece(true, false, []byte{1, 2}, true, 8, 3, 20) // the other way, meanwhile
-	w.piece(false, true, []byte("world"), true, 8, 3, 20)
+	piece(false, true, []byte("hello "), false)
+	piece(true, false, []byte{1, 2}, true) // the other way, meanwhile
+	piece(false, true, []byte("world"), true)
 	got := w.list()
 	if len(got) != 2 || !got[0].fromService || string(got[1].body.buf) != "hello wo" || got[1].body.size != 11 {
 		t.Fatalf("got %+v, want the 2-byte binary message, then 8 of 11 bytes of text", got)
@@ -63,7 +68,7 @@ func TestWebSocketMessagesStayWithinBounds(t *testing.T) {
 	// "bbbbbbbb" makes four (the binary one goes) and 24 bytes ("hello
 	// wo" goes too).
 	for _, m := range []string{"aaaaaaaa", "bbbbbbbb", "cc"} {
-		w.piece(false, true, []byte(m), true, 8, 3, 20)
+		piece(false, true, []byte(m), true)
 	}
 	var kept []string
 	for _, m := range w.list() {

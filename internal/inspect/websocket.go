@@ -23,27 +23,31 @@ type wsMessages struct {
 	kept    []message // oldest first
 	bytes   int       // kept bytes of kept
 	total   int       // messages seen
-	partial [2]*message
+	partial [2]message
+	open    [2]bool // partial[way] has begun
 }
 
-// piece adds a piece of a message; the message is kept at its end,
-// forgetting the oldest ones while more than keep, or more than budget
-// bytes, would be kept.
-func (w *wsMessages) piece(fromService, text bool, p []byte, end bool, max, keep, budget int) {
-	way := 0
-	if fromService {
-		way = 1
+// piece adds a piece of n bytes of a message, of which it keeps kept
+// (see wsWay.take). The message is kept at its end, forgetting the
+// oldest ones while more than keep, or more than budget bytes, would be
+// kept.
+func (w *wsMessages) piece(fromService, text bool, n int, kept []byte, at time.Time, end bool, keep, budget int) {
+	way := wayOf(fromService)
+	m := &w.partial[way]
+	if !w.open[way] {
+		*m = message{at: at, fromService: fromService, text: text}
+		w.open[way] = true
 	}
-	m := w.partial[way]
-	if m == nil {
-		m = &message{at: time.Now(), fromService: fromService, text: text}
-		w.partial[way] = m
+	m.body.size += int64(n)
+	if m.body.buf == nil {
+		m.body.buf = kept
+	} else {
+		m.body.buf = append(m.body.buf, kept...)
 	}
-	m.body.add(p, max, -1)
 	if !end {
 		return
 	}
-	w.partial[way] = nil
+	w.open[way] = false
 	w.total++
 	for len(w.kept) > 0 && (len(w.kept) >= keep || w.bytes+len(m.body.buf) > budget) {
 		w.bytes -= len(w.kept[0].body.buf)
@@ -52,6 +56,40 @@ func (w *wsMessages) piece(fromService, text bool, p []byte, end bool, max, keep
 	}
 	w.kept = append(w.kept, *m)
 	w.bytes += len(m.body.buf)
+	*m = message{}
+}
+
+func wayOf(fromService bool) int {
+	if fromService {
+		return 1
+	}
+	return 0
+}
+
+// wsWay is what one way of a socket's tap knows of the message it is
+// receiving. Only the goroutine that reads that way touches it, so the
+// copy it makes needs no lock: both ways of a busy socket tap at once,
+// and would otherwise wait on each other's copies.
+type wsWay struct {
+	kept  int       // bytes of the message kept so far
+	start time.Time // when its first piece came; zero between messages
+}
+
+// take returns a copy of the part of p the message keeps (its first max
+// bytes), and when the message began.
+func (w *wsWay) take(p []byte, end bool, max int) (kept []byte, at time.Time) {
+	if w.start.IsZero() {
+		w.start = time.Now()
+	}
+	at = w.start
+	if room := max - w.kept; room > 0 && len(p) > 0 {
+		kept = append([]byte(nil), p[:min(room, len(p))]...)
+		w.kept += len(kept)
+	}
+	if end {
+		*w = wsWay{}
+	}
+	return kept, at
 }
 
 func (w *wsMessages) count() int {
@@ -71,8 +109,8 @@ func (w *wsMessages) list() []message {
 
 // WebSocketTap returns the hook a client calls as each WebSocket of the
 // tunnel opens on the service, with its handshake. The tap it returns is
-// called with every piece of every message, both ways, and must not keep
-// p; done is called once the socket has closed, with what closed it.
+// called with every piece of every message, both ways (each way from one
+// goroutine at a time), and must not keep p; done is called once the socket has closed, with what closed it.
 // Each socket keeps its latest Messages messages, the first BodyCap bytes
 // of each, and at most 2 × BodyCap bytes in all.
 func (in *Inspector) WebSocketTap(tunnel string) func(req *http.Request, resp *http.Response) (tap func(fromService, text bool, p []byte, end bool), done func(error)) {
@@ -83,9 +121,11 @@ func (in *Inspector) WebSocketTap(tunnel string) func(req *http.Request, resp *h
 		e.respond(resp)
 		in.ring.add(e)
 		in.changed()
+		var ways [2]wsWay
 		tap := func(fromService, text bool, p []byte, end bool) {
+			kept, at := ways[wayOf(fromService)].take(p, end, in.opts.BodyCap)
 			e.mu.Lock()
-			e.ws.piece(fromService, text, p, end, in.opts.BodyCap, in.opts.Messages, 2*in.opts.BodyCap)
+			e.ws.piece(fromService, text, len(p), kept, at, end, in.opts.Messages, 2*in.opts.BodyCap)
 			e.mu.Unlock()
 			if end {
 				in.changed()

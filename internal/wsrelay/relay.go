@@ -42,7 +42,8 @@ type Options struct {
 	WriteTimeout time.Duration // one message to the socket; default 30 s
 	// Tap, when set, sees every piece of every message relayed, both
 	// ways (fromSocket: read from ws), before it goes on; it must not
-	// keep p nor block.
+	// keep p nor block. Each way calls it from one goroutine, so the
+	// two ways may run at once but never one way twice.
 	Tap func(fromSocket, text bool, p []byte, end bool)
 }
 

@@ -34,6 +34,7 @@ type requestBody struct {
 	taken    int64       // bytes read from the visitor
 	eof      bool        // the visitor's body has ended
 	spent    atomic.Bool // some of the body went to an upstream
+	read     atomic.Bool // the sender has read the body to its end
 	done     chan error  // the running sender's result; nil when none runs
 }
 
@@ -115,13 +116,19 @@ func (b *requestBody) start(ctx context.Context, up upstream, st *stream, fail f
 }
 
 // wait ends a running sender and waits for it: a read blocked on the
-// visitor is woken by a deadline in the past.
+// visitor is woken by a deadline in the past. A sender that has read the
+// body to its end blocks only on ctx, which the caller has ended, and
+// gets no deadline: net/http starts its own background read of the
+// connection once the body has ended, and a deadline in the past fails
+// that read, which cancels the context of the connection's next request.
 func (b *requestBody) wait() {
 	if b.done != nil {
 		select {
 		case <-b.done:
 		default:
-			b.rc.SetReadDeadline(time.Now())
+			if !b.read.Load() {
+				b.rc.SetReadDeadline(time.Now())
+			}
 			<-b.done
 		}
 		b.done = nil
@@ -157,6 +164,9 @@ func (b *requestBody) copy(ctx context.Context, up upstream, st *stream) error {
 		if err != nil && err != io.EOF {
 			c.Free()
 			return b.readErr(err)
+		}
+		if end {
+			b.read.Store(true)
 		}
 		if n == 0 && !end {
 			c.Free()

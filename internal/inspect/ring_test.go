@@ -1,6 +1,9 @@
 package inspect
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"testing"
 )
@@ -76,5 +79,35 @@ func TestWebSocketMessagesStayWithinBounds(t *testing.T) {
 	}
 	if want := []string{"aaaaaaaa", "bbbbbbbb", "cc"}; !slices.Equal(kept, want) || w.count() != 5 || w.bytes != 18 {
 		t.Errorf("got %q of %d messages, %d bytes; want %q of 5, 18 bytes", kept, w.count(), w.bytes, want)
+	}
+}
+
+// TestWebSocketRecordingReusesUnseenBytes: a busy socket records its
+// messages without allocating once its history is full, by copying each
+// new message into the bytes of one forgotten unseen; bytes the API has
+// handed out are never written again.
+func TestWebSocketRecordingReusesUnseenBytes(t *testing.T) {
+	in := New(Options{Messages: 4})
+	req := httptest.NewRequest("GET", "/ws", nil)
+	tap, _ := in.WebSocketTap("t")(req, &http.Response{StatusCode: http.StatusSwitchingProtocols, Header: http.Header{}})
+	msg := bytes.Repeat([]byte("x"), 1024)
+	for range 16 {
+		tap(false, true, msg, true)
+	}
+	if n := testing.AllocsPerRun(200, func() { tap(false, true, msg, true) }); n != 0 {
+		t.Errorf("recording a message allocated %v times, want 0", n)
+	}
+
+	e := in.ring.newest(1)[0]
+	e.mu.Lock()
+	shown := e.ws.list() // hands the four kept messages' bytes out, as detail does
+	e.mu.Unlock()
+	for i := range 8 {
+		tap(true, false, []byte{byte(i), 1, 2, 3}, true)
+	}
+	for i, m := range shown {
+		if !bytes.Equal(m.body.buf, msg) {
+			t.Fatalf("message %d handed out before was overwritten: %q", i, m.body.buf[:8])
+		}
 	}
 }

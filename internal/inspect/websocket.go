@@ -13,6 +13,7 @@ type message struct {
 	at          time.Time
 	fromService bool
 	text        bool
+	shared      bool // list has handed its bytes out: never write them again
 	body        capture
 }
 
@@ -30,8 +31,10 @@ type wsMessages struct {
 // piece adds a piece of n bytes of a message, of which it keeps kept
 // (see wsWay.take). The message is kept at its end, forgetting the
 // oldest ones while more than keep, or more than budget bytes, would be
-// kept.
-func (w *wsMessages) piece(fromService, text bool, n int, kept []byte, at time.Time, end bool, keep, budget int) {
+// kept. It returns the bytes of a forgotten message that nobody was
+// shown, for the caller to copy its next message into: a busy socket
+// then records its messages without allocating.
+func (w *wsMessages) piece(fromService, text bool, n int, kept []byte, at time.Time, end bool, keep, budget int) (spare []byte) {
 	way := wayOf(fromService)
 	m := &w.partial[way]
 	if !w.open[way] {
@@ -45,18 +48,23 @@ func (w *wsMessages) piece(fromService, text bool, n int, kept []byte, at time.T
 		m.body.buf = append(m.body.buf, kept...)
 	}
 	if !end {
-		return
+		return nil
 	}
 	w.open[way] = false
 	w.total++
 	for len(w.kept) > 0 && (len(w.kept) >= keep || w.bytes+len(m.body.buf) > budget) {
-		w.bytes -= len(w.kept[0].body.buf)
-		w.kept[0] = message{} // let its bytes go
+		old := &w.kept[0]
+		w.bytes -= len(old.body.buf)
+		if !old.shared && spare == nil {
+			spare = old.body.buf[:0]
+		}
+		*old = message{} // let its bytes go
 		w.kept = w.kept[1:]
 	}
 	w.kept = append(w.kept, *m)
 	w.bytes += len(m.body.buf)
 	*m = message{}
+	return spare
 }
 
 func wayOf(fromService bool) int {
@@ -73,6 +81,7 @@ func wayOf(fromService bool) int {
 type wsWay struct {
 	kept  int       // bytes of the message kept so far
 	start time.Time // when its first piece came; zero between messages
+	spare []byte    // a forgotten message's bytes to copy the next into
 }
 
 // take returns a copy of the part of p the message keeps (its first max
@@ -83,11 +92,12 @@ func (w *wsWay) take(p []byte, end bool, max int) (kept []byte, at time.Time) {
 	}
 	at = w.start
 	if room := max - w.kept; room > 0 && len(p) > 0 {
-		kept = append([]byte(nil), p[:min(room, len(p))]...)
+		kept = append(w.spare[:0], p[:min(room, len(p))]...)
+		w.spare = nil
 		w.kept += len(kept)
 	}
 	if end {
-		*w = wsWay{}
+		w.kept, w.start = 0, time.Time{}
 	}
 	return kept, at
 }
@@ -99,10 +109,14 @@ func (w *wsMessages) count() int {
 	return w.total
 }
 
-// list returns the kept messages, oldest first.
+// list returns the kept messages, oldest first. Their bytes are the
+// caller's to read unlocked from now on: they are never reused.
 func (w *wsMessages) list() []message {
 	if w == nil {
 		return nil
+	}
+	for i := range w.kept {
+		w.kept[i].shared = true
 	}
 	return append([]message(nil), w.kept...)
 }
@@ -123,10 +137,14 @@ func (in *Inspector) WebSocketTap(tunnel string) func(req *http.Request, resp *h
 		in.changed()
 		var ways [2]wsWay
 		tap := func(fromService, text bool, p []byte, end bool) {
-			kept, at := ways[wayOf(fromService)].take(p, end, in.opts.BodyCap)
+			way := &ways[wayOf(fromService)]
+			kept, at := way.take(p, end, in.opts.BodyCap)
 			e.mu.Lock()
-			e.ws.piece(fromService, text, len(p), kept, at, end, in.opts.Messages, 2*in.opts.BodyCap)
+			spare := e.ws.piece(fromService, text, len(p), kept, at, end, in.opts.Messages, 2*in.opts.BodyCap)
 			e.mu.Unlock()
+			if spare != nil {
+				way.spare = spare
+			}
 			if end {
 				in.changed()
 			}

@@ -9,8 +9,9 @@ import (
 )
 
 // BurstReader reads a link's socket for a small bufio.Reader. While the
-// link is busy (its last read filled what the reader asked for, so more
-// was likely waiting), each read takes all the socket holds, up to
+// link is busy with small frames (its last read was a small one that
+// filled what the reader asked for, so more was likely waiting), each
+// read takes all the socket holds, up to
 // burstSize, in one system call, into a buffer borrowed only while it
 // holds unread bytes. A busy link then reads a batch of frames at once,
 // where its small reader alone would take one system call per kilobyte.
@@ -52,6 +53,9 @@ func (b *BurstReader) Buffered() int { return b.w - b.r }
 func (b *BurstReader) Read(p []byte) (int, error) {
 	if b.buf == nil {
 		if b.raw == nil || len(p) >= directRead {
+			// Large frames go straight into their buffers; a burst
+			// between them would only copy their bytes once more.
+			b.busy = false
 			return b.conn.Read(p)
 		}
 		if !b.busy {

@@ -11,13 +11,13 @@ import (
 // BurstReader reads a link's socket for a small bufio.Reader. While the
 // link is busy with small frames (its last read was a small one that
 // filled what the reader asked for, so more was likely waiting), each
-// read takes all the socket holds, up to
-// burstSize, in one system call, into a buffer borrowed only while it
-// holds unread bytes. A busy link then reads a batch of frames at once,
-// where its small reader alone would take one system call per kilobyte.
-// A quiet link, or one that registers, reads straight into the reader's
-// own buffer and borrows nothing: many at once would otherwise leave
-// large buffers behind as garbage.
+// read takes all the socket holds, up to burstSize, in one system call,
+// into a buffer borrowed only while it holds unread bytes. A busy link
+// then reads a batch of frames at once, where its small reader alone
+// would take one system call per kilobyte. A quiet link, or one that
+// registers, reads straight into the reader's own buffer and borrows
+// nothing: many at once would otherwise leave large buffers behind as
+// garbage.
 //
 // Reads at least directRead long go straight to the socket, so a large
 // frame is not copied twice. Where the socket gives no RawConn (TLS, a
@@ -27,7 +27,7 @@ type BurstReader struct {
 	raw  syscall.RawConn // nil: read conn directly
 	buf  *[]byte         // borrowed from bursts while it holds unread bytes
 	r, w int             // the unread bytes are (*buf)[r:w]
-	busy bool            // the last read filled what was asked for
+	busy bool            // the last read was small and filled what was asked for
 }
 
 const (

@@ -124,9 +124,10 @@ func (w *wsMessages) list() []message {
 // WebSocketTap returns the hook a client calls as each WebSocket of the
 // tunnel opens on the service, with its handshake. The tap it returns is
 // called with every piece of every message, both ways (each way from one
-// goroutine at a time), and must not keep p; done is called once the socket has closed, with what closed it.
-// Each socket keeps its latest Messages messages, the first BodyCap bytes
-// of each, and at most 2 × BodyCap bytes in all.
+// goroutine at a time), and must not keep p; done is called once the
+// socket has closed, with what closed it. Each socket keeps its latest
+// Messages messages, the first BodyCap bytes of each, and at most
+// 2 × BodyCap bytes in all.
 func (in *Inspector) WebSocketTap(tunnel string) func(req *http.Request, resp *http.Response) (tap func(fromService, text bool, p []byte, end bool), done func(error)) {
 	t := in.tunnel(tunnel)
 	return func(req *http.Request, resp *http.Response) (func(bool, bool, []byte, bool), func(error)) {

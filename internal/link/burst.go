@@ -30,9 +30,13 @@ type BurstReader struct {
 	busy bool            // the last read was small and filled what was asked for
 }
 
+// A burst holds what a busy link's peer sent in one go (a batch of small
+// frames is a few KiB to a few tens of KiB). It is small enough that a
+// reader held up meanwhile (by its rate limiter, say) keeps little: its
+// socket's own buffer holds more.
 const (
-	burstSize  = 64 << 10
-	directRead = 16 << 10
+	burstSize  = 16 << 10
+	directRead = 8 << 10
 )
 
 var bursts = sync.Pool{New: func() any { b := make([]byte, burstSize); return &b }}

@@ -109,7 +109,7 @@ func (t *ServiceTransport) conn(ctx context.Context, addr string, check bool) (c
 		if c == nil {
 			break
 		}
-		if !check && time.Since(c.idleAt) < reuseCheckAfter || c.alive() {
+		if !check && !c.verify && time.Since(c.idleAt) < reuseCheckAfter || c.alive() {
 			return c, true, nil
 		}
 		c.Close()
@@ -208,6 +208,10 @@ type directConn struct {
 	idleAt time.Time
 	limit  int64 // bytes Read may still return; -1 for no limit
 	wrote  int64 // bytes written, ever
+	// verify: the last answer had no body by its nature (to a HEAD, a
+	// 204, a 304), so the service may have sent one anyway, late: the
+	// connection is checked for unasked bytes before its next use.
+	verify bool
 }
 
 // Write writes to the connection, counting what went.
@@ -320,6 +324,7 @@ func (c *directConn) roundTrip(t *ServiceTransport, req *http.Request) (*http.Re
 	}
 	body := &directBody{ctx: ctx, t: t, c: c, r: resp.Body, stop: stop,
 		reuse: !resp.Close && !req.Close && resp.StatusCode != http.StatusSwitchingProtocols}
+	c.verify = req.Method == http.MethodHead || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified
 	if resp.Body == http.NoBody {
 		body.finish(true)
 		return resp, nil

@@ -409,3 +409,26 @@ func TestServiceTransportFallsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestServiceTransportUnaskedBytes: bytes a service sends after an answer
+// that has no body by its nature (to a HEAD, a 204 or a 304), such as a
+// body it should not have sent, are never read as the next request's
+// answer: the connection is checked before it is used again.
+func TestServiceTransportUnaskedBytes(t *testing.T) {
+	addr, heads := rawServer(t, func(br *bufio.Reader, c net.Conn) bool {
+		fmt.Fprint(c, "HTTP/1.1 204 No Content\r\n\r\n")
+		time.Sleep(30 * time.Millisecond) // apart from the head, so not read with it
+		fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+		return true
+	})
+	tr := NewServiceTransport(NewTransport())
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		resp, body := get(t, tr, "GET", "http://"+addr+"/")
+		if resp.StatusCode != http.StatusNoContent || body != "" {
+			t.Fatalf("request %d: got %d %q, want the service's 204 each time", i, resp.StatusCode, body)
+		}
+		<-heads
+		time.Sleep(60 * time.Millisecond) // the unasked bytes arrive; well within reuseCheckAfter
+	}
+}

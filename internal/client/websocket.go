@@ -191,10 +191,17 @@ func (r *recorder) reread(req *http.Request) (*http.Response, error) {
 	return resp, nil
 }
 
+// recordingConn is the service's WebSocket connection: it records the
+// handshake's answer while the recorder is on, and keeps its write
+// deadline (wsrelay.WriteDeadline).
 type recordingConn struct {
 	net.Conn
-	r *recorder
+	r  *recorder
+	wd wsrelay.WriteDeadline
 }
+
+func (c *recordingConn) SetWriteDeadline(t time.Time) error { return c.wd.SetWriteDeadline(c.Conn, t) }
+func (c *recordingConn) SetDeadline(t time.Time) error      { return c.wd.SetDeadline(c.Conn, t) }
 
 func (c *recordingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

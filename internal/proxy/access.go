@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"sync/atomic"
 	"time"
+
+	"keyhole/internal/wsrelay"
 )
 
 // visit is one visitor request as the access log and the metrics see it:
@@ -83,11 +85,16 @@ func (b *countedBody) Read(p []byte) (int, error) {
 
 func (b *countedBody) Close() error { return b.body.Close() }
 
-// countedConn counts a hijacked connection's bytes each way.
+// countedConn counts a hijacked connection's bytes each way, and keeps
+// its write deadline (wsrelay.WriteDeadline).
 type countedConn struct {
 	net.Conn
 	in, out atomic.Int64
+	wd      wsrelay.WriteDeadline
 }
+
+func (c *countedConn) SetWriteDeadline(t time.Time) error { return c.wd.SetWriteDeadline(c.Conn, t) }
+func (c *countedConn) SetDeadline(t time.Time) error      { return c.wd.SetDeadline(c.Conn, t) }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

@@ -16,14 +16,3 @@ func peekReady(fd uintptr) bool {
 		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 	return e != syscall.EAGAIN && e != syscall.EINTR
 }
-
-// canBurst says a BurstReader can read the socket itself here.
-const canBurst = true
-
-func readFD(fd uintptr, p []byte) (int, error) {
-	n, err := syscall.Read(int(fd), p)
-	if err != nil {
-		return 0, err
-	}
-	return n, nil
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -60,8 +61,11 @@ func TestHeartbeats(t *testing.T) {
 	}
 
 	evil := heartbeatBus(t, srv.NewClient(t), prefix, otherSecret, "evil")
-	within(t, 2*time.Second, "the node with another secret to know it", func() bool {
-		return errors.Is(evil.Ready(), redisbus.ErrSecretMismatch)
+	// Both a's and b's heartbeats must have reached evil before it can
+	// refuse either at once.
+	within(t, 2*time.Second, "the node with another secret to hear both others", func() bool {
+		err := evil.Ready()
+		return errors.Is(err, redisbus.ErrSecretMismatch) && strings.Contains(err.Error(), "heartbeats of 2 other node(s)")
 	})
 	t.Logf("evil: %v", evil.Ready())
 	if st := evil.Stats(); st.HeartbeatsRefused == 0 {

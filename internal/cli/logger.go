@@ -30,7 +30,7 @@ func NewLogger(w io.Writer, o LogOptions) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch o.Format {
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(newTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// textHandler writes what slog.TextHandler writes, byte for byte, at a
+// fraction of its cost for the lines a busy tunnel writes most: one per
+// request, made of strings, numbers, booleans and durations. A record
+// with anything else in it (a group, an error, a time, a LogValuer, an
+// empty key) goes to the standard handler, which formats it whole.
+type textHandler struct {
+	slow  slog.Handler // the standard handler, with the same attributes and writer
+	level slog.Leveler
+	w     *lockedWriter
+	pre   []byte // the WithAttrs attributes, formatted: " key=value" each
+	fast  bool   // false once WithAttrs was given an attribute only slow formats
+}
+
+// lockedWriter serializes writes, so the lines of both handlers reach
+// the writer whole and one at a time.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func newTextHandler(w io.Writer, opts *slog.HandlerOptions) *textHandler {
+	lw := &lockedWriter{w: w}
+	level := opts.Level
+	if level == nil {
+		level = slog.LevelInfo
+	}
+	return &textHandler{slow: slog.NewTextHandler(lw, opts), level: level, w: lw, fast: true}
+}
+
+func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool {
+	return l >= h.level.Level()
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (h *textHandler) Handle(ctx context.Context, r slog.Record) error {
+	if !h.fast {
+		return h.slow.Handle(ctx, r)
+	}
+	bp := linePool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 16<<10 {
+			linePool.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
+	if !r.Time.IsZero() {
+		b = append(b, "time="...)
+		b = appendRFC3339Millis(b, r.Time.Round(0))
+		b = append(b, ' ')
+	}
+	b = append(b, "level="...)
+	b = appendText(b, r.Level.String())
+	b = append(b, " msg="...)
+	b = appendText(b, r.Message)
+	b = append(b, h.pre...)
+	ok := true
+	r.Attrs(func(a slog.Attr) bool {
+		b, ok = appendAttr(b, a)
+		return ok
+	})
+	if !ok {
+		*bp = b
+		return h.slow.Handle(ctx, r)
+	}
+	b = append(b, '\n')
+	*bp = b
+	_, err := h.w.Write(b)
+	return err
+}
+
+func (h *textHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	if len(as) == 0 {
+		return h
+	}
+	n := *h
+	n.slow = h.slow.WithAttrs(as)
+	n.pre = append([]byte(nil), h.pre...)
+	for _, a := range as {
+		if !n.fast {
+			break
+		}
+		n.pre, n.fast = appendAttr(n.pre, a)
+	}
+	return &n
+}
+
+// WithGroup hands over to the standard handler: group prefixes are for
+// the rare line, not the request log.
+func (h *textHandler) WithGroup(name string) slog.Handler {
+	return h.slow.WithGroup(name)
+}
+
+// appendAttr appends " key=value" as slog.TextHandler writes it, and
+// reports false when a is not an attribute this handler formats itself.
+func appendAttr(b []byte, a slog.Attr) ([]byte, bool) {
+	v := a.Value
+	if a.Key == "" {
+		// Only the empty Attr is elided; any other without a key is left
+		// to the standard handler.
+		return b, v.Kind() == slog.KindAny && v.Any() == nil
+	}
+	switch v.Kind() {
+	case slog.KindString, slog.KindInt64, slog.KindUint64, slog.KindFloat64, slog.KindBool, slog.KindDuration:
+	default:
+		return b, false
+	}
+	b = append(b, ' ')
+	b = appendText(b, a.Key)
+	b = append(b, '=')
+	switch v.Kind() {
+	case slog.KindString:
+		b = appendText(b, v.String())
+	case slog.KindInt64:
+		b = strconv.AppendInt(b, v.Int64(), 10)
+	case slog.KindUint64:
+		b = strconv.AppendUint(b, v.Uint64(), 10)
+	case slog.KindFloat64:
+		b = strconv.AppendFloat(b, v.Float64(), 'g', -1, 64)
+	case slog.KindBool:
+		b = strconv.AppendBool(b, v.Bool())
+	case slog.KindDuration:
+		b = append(b, v.Duration().String()...)
+	}
+	return b, true
+}
+
+// appendText appends s, quoted when slog.TextHandler would quote it.
+func appendText(b []byte, s string) []byte {
+	if needsQuoting(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
+
+// needsQuoting is slog.TextHandler's rule: empty, or holding a space,
+// '=', a quote, a control character, invalid UTF-8, or a rune beyond
+// ASCII that is a space or unprintable.
+func needsQuoting(s string) bool {
+	if len(s) == 0 {
+		return true
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c != '\\' && (c == ' ' || c == '=' || c == '"' || c < 0x20) {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// appendRFC3339Millis writes t as slog.TextHandler does: RFC 3339 with
+// exactly three digits of milliseconds.
+func appendRFC3339Millis(b []byte, t time.Time) []byte {
+	const prefixLen = len("2006-01-02T15:04:05.000")
+	n := len(b)
+	// RFC3339Nano trims trailing zeros: a tenth of a millisecond more
+	// keeps four digits, and the fourth is dropped.
+	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b[:n+prefixLen], b[n+prefixLen+1:]...)
+}

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+
+	"keyhole/internal/logline"
 )
 
 // LogOptions are the --log-format and --log-level flags both commands
@@ -30,7 +32,7 @@ func NewLogger(w io.Writer, o LogOptions) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: level}
 	switch o.Format {
 	case "text":
-		return slog.New(newTextHandler(w, opts)), nil
+		return slog.New(logline.NewTextHandler(w, opts)), nil
 	case "json":
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"keyhole/internal/logline"
 	"keyhole/messages"
 )
 
@@ -87,5 +88,5 @@ func (s *session) logRequest(st *stream, head *messages.RequestHead, x *outcome)
 	} else if x.err != nil {
 		attrs = append(attrs, slog.String("err", x.err.Error()))
 	}
-	s.log.LogAttrs(context.Background(), level, "request", attrs...)
+	logline.Log(s.log, level, "request", attrs...)
 }

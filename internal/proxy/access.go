@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"keyhole/internal/logline"
 	"keyhole/internal/wsrelay"
 )
 
@@ -182,7 +183,7 @@ func (s *Server) endVisit(v *visit, r *http.Request, host string) {
 		attrs[n] = slog.String("reason", v.reason.Error())
 		n++
 	}
-	s.access.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs[:n]...)
+	logline.Log(s.access, slog.LevelInfo, "request", attrs[:n]...)
 }
 
 // visitorLeft reports whether a request failed because its visitor went

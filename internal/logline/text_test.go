@@ -1,4 +1,4 @@
-package cli
+package logline
 
 import (
 	"bytes"
@@ -30,7 +30,7 @@ func sameLine(t *testing.T, with func(slog.Handler) slog.Handler, level slog.Lev
 	var want, got bytes.Buffer
 	opts := &slog.HandlerOptions{Level: level}
 	std := with(slog.NewTextHandler(&want, opts))
-	ours := with(newTextHandler(&got, opts))
+	ours := with(NewTextHandler(&got, opts))
 	ctx := context.Background()
 	if std.Enabled(ctx, r.Level) != ours.Enabled(ctx, r.Level) {
 		t.Fatalf("Enabled(%v) differs", r.Level)
@@ -122,7 +122,7 @@ func FuzzTextHandler(f *testing.F) {
 // arrive whole.
 func TestTextHandlerConcurrent(t *testing.T) {
 	var out bytes.Buffer
-	log := slog.New(newTextHandler(&out, &slog.HandlerOptions{}))
+	log := slog.New(NewTextHandler(&out, &slog.HandlerOptions{}))
 	done := make(chan struct{})
 	for g := range 8 {
 		go func() {
@@ -146,6 +146,44 @@ func TestTextHandlerConcurrent(t *testing.T) {
 	for _, l := range lines {
 		if !strings.HasPrefix(l, "time=") || strings.Count(l, "time=") != 1 {
 			t.Fatalf("line not whole: %q", l)
+		}
+	}
+}
+
+// TestLog: Log writes the line LogAttrs writes, through the text handler
+// (fast or not, with or without WithAttrs) and through any other handler.
+func TestLog(t *testing.T) {
+	untimed := func(s string) string {
+		var out []string
+		for _, l := range strings.Split(s, "\n") {
+			if i := strings.Index(l, " level="); i >= 0 {
+				l = l[i:]
+			}
+			out = append(out, l)
+		}
+		return strings.Join(out, "\n")
+	}
+	lines := [][]slog.Attr{
+		{slog.String("host", "a.example"), slog.Int("status", 200), slog.Duration("duration", time.Millisecond), slog.Bool("cross_node", false)},
+		{slog.String("method", "GET"), slog.Any("err", errors.New("refused")), slog.Int("n", 1)},
+		nil,
+	}
+	for _, attrs := range lines {
+		var want, got, json bytes.Buffer
+		std := slog.New(slog.NewTextHandler(&want, nil)).With("node", "n 1")
+		ours := slog.New(NewTextHandler(&got, &slog.HandlerOptions{})).With("node", "n 1")
+		std.LogAttrs(context.Background(), slog.LevelWarn, "request", attrs...)
+		Log(ours, slog.LevelWarn, "request", attrs...)
+		Log(ours, slog.LevelDebug, "not shown", attrs...)
+		if untimed(got.String()) != untimed(want.String()) {
+			t.Errorf("Log wrote\n%q\nLogAttrs wrote\n%q", got.String(), want.String())
+		}
+		if !strings.HasPrefix(got.String(), "time=") {
+			t.Errorf("no time: %q", got.String())
+		}
+		Log(slog.New(slog.NewJSONHandler(&json, nil)), slog.LevelInfo, "request", attrs...)
+		if !strings.HasPrefix(json.String(), `{"time":`) || !strings.Contains(json.String(), `"msg":"request"`) {
+			t.Errorf("through another handler: %q", json.String())
 		}
 	}
 }

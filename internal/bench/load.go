@@ -9,7 +9,10 @@ import (
 
 // timing is how long each run lasts: warm-up first, unmeasured, then the
 // measured part.
-type timing struct{ warmup, measure time.Duration }
+type timing struct {
+	warmup, measure time.Duration
+	runs            int // runs of each rate scenario; the one with the median ratio is reported
+}
 
 // window is the measured part of a run, from now on.
 type window struct{ from, to time.Time }

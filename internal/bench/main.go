@@ -82,6 +82,7 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&o.timing.measure, "duration", 4*time.Second, "measured `time` of each run")
 	fs.DurationVar(&o.timing.warmup, "warmup", time.Second, "unmeasured `time` before each run")
+	fs.IntVar(&o.timing.runs, "runs", 3, "`runs` of each rate scenario (GETs, WebSocket echo), its routes back to back each time; the report gives the run with the median ratio")
 	fs.IntVar(&o.tunnels, "tunnels", 1000, "idle tunnels `n` for the proxy memory figure (0 skips it)")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "wait this `long` before reading the proxy's memory")
 	fs.StringVar(&only, "run", "", "run only the scenarios whose suite/name matches this `regexp`")
@@ -95,8 +96,8 @@ func parseFlags(args []string) (*options, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	if o.timing.measure <= 0 || o.timing.warmup < 0 || o.tunnels < 0 || o.transfer <= 0 {
-		return nil, errors.New("-duration and -transfer-mib must be positive, -warmup and -tunnels not negative")
+	if o.timing.measure <= 0 || o.timing.warmup < 0 || o.tunnels < 0 || o.transfer <= 0 || o.timing.runs <= 0 {
+		return nil, errors.New("-duration, -runs and -transfer-mib must be positive, -warmup and -tunnels not negative")
 	}
 	o.transfer <<= 20
 	re, err := regexp.Compile(only)

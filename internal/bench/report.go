@@ -39,8 +39,8 @@ type nodeCounters struct {
 }
 
 func (r *report) write(w io.Writer) {
-	fmt.Fprintf(w, "keyhole end-to-end benchmark: %d CPUs, %s %s/%s, loopback; each run %v warm-up + %v measured\n",
-		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.timing.warmup, r.timing.measure)
+	fmt.Fprintf(w, "keyhole end-to-end benchmark: %d CPUs, %s %s/%s, loopback; each run %v warm-up + %v measured; each rate scenario run %d times, the run with the median ratio reported\n",
+		runtime.NumCPU(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.timing.warmup, r.timing.measure, r.timing.runs)
 	fmt.Fprintf(w, "proxy limits off for the runs (--tunnel-rate 0 --client-rate 0 --register-rate 0 --register-global-rate 0); defaults: --tunnel-rate %s requests/s per hostname, --client-rate %s messages/s per client link\n",
 		r.limits.tunnelRate, r.limits.clientRate)
 	fmt.Fprintf(w, "the backend and each load generator run in processes of their own; HTTP GETs: %s; the rest: the benchmark's own generator\n",
@@ -164,6 +164,13 @@ func (sr *suiteReport) writeRates(w io.Writer, outs []outcome) {
 			fmt.Fprintf(w, row, name, sr.routes[i].name, fmt.Sprintf("%.0f", res.perSec), ratio,
 				ms(res.p50), ms(res.p99), strconv.Itoa(res.errs), warm, reuse)
 			processColumns(w, res)
+		}
+		if len(o.ratios) > 1 {
+			rs := make([]string, len(o.ratios))
+			for i, r := range o.ratios {
+				rs[i] = fmt.Sprintf("%.2f", r)
+			}
+			fmt.Fprintf(w, "%-18s ratios of the %d runs: %s (the median run shown)\n", "", len(rs), strings.Join(rs, " "))
 		}
 	}
 }

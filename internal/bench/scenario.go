@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -155,30 +157,63 @@ func (su *suite) selected(re *regexp.Regexp) []scenario {
 // outcome is a scenario's results, one per route.
 type outcome struct {
 	scenario
-	results []result // in the order of the suite's routes
+	results []result  // in the order of the suite's routes
+	ratios  []float64 // of a rate scenario run more than once: each run's ratio, ascending
 }
 
 // runScenarios runs every scenario over every route, the routes of one
-// scenario back to back so that they meet the same machine. In a soft
-// suite a run that fails is a result.
+// scenario back to back so that they meet the same machine. A rate
+// scenario runs r.t.runs times so, and the run whose ratio is the
+// median stands for it: on a machine whose speed drifts, one run can
+// land in a slow minute. In a soft suite a run that fails is a result.
 func runScenarios(ctx context.Context, r *runner, su *suite, routes []route, scs []scenario, progress io.Writer) ([]outcome, error) {
 	var outs []outcome
 	for _, sc := range scs {
-		out := outcome{scenario: sc}
-		for _, rt := range routes {
-			res, err := sc.run(ctx, r, rt)
-			if err != nil && (!su.soft || ctx.Err() != nil) {
-				return outs, fmt.Errorf("%s %s: %w", sc.name(), rt.name, err)
-			}
-			if err != nil {
-				res = result{fail: err.Error()}
-			}
-			progressLine(progress, sc, rt, res)
-			out.results = append(out.results, res)
+		runs := 1
+		if sc.kind().rate() && len(routes) > 1 {
+			runs = r.t.runs
 		}
-		outs = append(outs, out)
+		var tries []outcome
+		for range runs {
+			out := outcome{scenario: sc}
+			for _, rt := range routes {
+				res, err := sc.run(ctx, r, rt)
+				if err != nil && (!su.soft || ctx.Err() != nil) {
+					return outs, fmt.Errorf("%s %s: %w", sc.name(), rt.name, err)
+				}
+				if err != nil {
+					res = result{fail: err.Error()}
+				}
+				progressLine(progress, sc, rt, res)
+				out.results = append(out.results, res)
+			}
+			tries = append(tries, out)
+		}
+		outs = append(outs, median(tries))
 	}
 	return outs, nil
+}
+
+// median returns the run whose ratio (its last route over its first) is
+// the median, the higher of the two middle ones for an even count, with
+// every run's ratio; a run that failed counts as the lowest.
+func median(runs []outcome) outcome {
+	if len(runs) == 1 {
+		return runs[0]
+	}
+	ratio := func(o outcome) float64 {
+		ref, res := o.results[0], o.results[len(o.results)-1]
+		if ref.fail != "" || res.fail != "" || ref.perSec <= 0 {
+			return 0
+		}
+		return res.perSec / ref.perSec
+	}
+	slices.SortStableFunc(runs, func(a, b outcome) int { return cmp.Compare(ratio(a), ratio(b)) })
+	out := runs[len(runs)/2]
+	for _, o := range runs {
+		out.ratios = append(out.ratios, ratio(o))
+	}
+	return out
 }
 
 func progressLine(w io.Writer, sc scenario, rt route, res result) {

@@ -150,33 +150,55 @@ func (t *ServiceTransport) put(c *directConn) {
 		return
 	}
 	t.idle[c.addr] = append(t.idle[c.addr], c)
-	if t.sweep == nil && t.base.IdleConnTimeout > 0 {
-		t.sweep = time.AfterFunc(t.base.IdleConnTimeout, t.sweepIdle)
+	if t.sweep == nil {
+		t.sweep = time.AfterFunc(t.sweepEvery(), t.sweepIdle)
 	}
 	t.mu.Unlock()
 }
 
-// sweepIdle closes connections idle longer than IdleConnTimeout, and
-// comes back while any remain.
+// maxSweepEvery bounds how long an idle connection the service closed
+// (one in CLOSE-WAIT, holding a descriptor) stays in the pool when no
+// request comes to take it.
+const maxSweepEvery = 5 * time.Second
+
+// sweepEvery is how often idle connections are looked over.
+func (t *ServiceTransport) sweepEvery() time.Duration {
+	if d := t.base.IdleConnTimeout / 2; d > 0 && d < maxSweepEvery {
+		return d
+	}
+	return maxSweepEvery
+}
+
+// sweepIdle closes the idle connections that the service closed, or
+// that sat longer than IdleConnTimeout, and comes back while any remain.
+// Looking costs one system call per idle connection, none of which has
+// a goroutine reading it.
 func (t *ServiceTransport) sweepIdle() {
 	var stale []*directConn
 	t.mu.Lock()
-	cutoff := time.Now().Add(-t.base.IdleConnTimeout)
+	cutoff := time.Time{}
+	if t.base.IdleConnTimeout > 0 {
+		cutoff = time.Now().Add(-t.base.IdleConnTimeout)
+	}
 	for addr, cs := range t.idle {
-		n := 0
-		for n < len(cs) && cs[n].idleAt.Before(cutoff) {
-			n++
+		kept := cs[:0]
+		for _, c := range cs {
+			if c.idleAt.Before(cutoff) || !c.alive() {
+				stale = append(stale, c)
+				continue
+			}
+			kept = append(kept, c)
 		}
-		stale = append(stale, cs[:n]...)
-		if rest := cs[n:]; len(rest) > 0 {
-			t.idle[addr] = append(cs[:0], rest...)
+		clear(cs[len(kept):])
+		if len(kept) > 0 {
+			t.idle[addr] = kept
 		} else {
 			delete(t.idle, addr)
 		}
 	}
 	t.sweep = nil
 	if len(t.idle) > 0 && !t.closed {
-		t.sweep = time.AfterFunc(t.base.IdleConnTimeout/2, t.sweepIdle)
+		t.sweep = time.AfterFunc(t.sweepEvery(), t.sweepIdle)
 	}
 	t.mu.Unlock()
 	for _, c := range stale {

@@ -432,3 +432,46 @@ func TestServiceTransportUnaskedBytes(t *testing.T) {
 		time.Sleep(60 * time.Millisecond) // the unasked bytes arrive; well within reuseCheckAfter
 	}
 }
+
+// TestServiceTransportSweepsClosedIdle: an idle connection the service
+// closed is closed on our side too within a sweep, with no request
+// coming to find it; one the service keeps open stays pooled until its
+// idle timeout.
+func TestServiceTransportSweepsClosedIdle(t *testing.T) {
+	answer := func(keep bool) func(*bufio.Reader, net.Conn) bool {
+		return func(_ *bufio.Reader, c net.Conn) bool {
+			fmt.Fprint(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			return keep
+		}
+	}
+	closing, _ := rawServer(t, answer(false))
+	keeping, _ := rawServer(t, answer(true))
+	base := NewTransport()
+	base.IdleConnTimeout = time.Second // a sweep every 500 ms
+	tr := NewServiceTransport(base)
+	defer tr.CloseIdleConnections()
+	for _, addr := range []string{closing, keeping} {
+		if resp, body := get(t, tr, "GET", "http://"+addr+"/"); resp.StatusCode != http.StatusOK || body != "ok" {
+			t.Fatalf("%s: %d %q", addr, resp.StatusCode, body)
+		}
+	}
+	pooled := func(addr string) int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle[addr])
+	}
+	if pooled(closing) != 1 || pooled(keeping) != 1 {
+		t.Fatalf("pooled after the answers: %d and %d, want 1 each", pooled(closing), pooled(keeping))
+	}
+	time.Sleep(800 * time.Millisecond) // one sweep, within the idle timeout
+	if n := pooled(closing); n != 0 {
+		t.Errorf("a connection the service closed is still pooled after a sweep (%d)", n)
+	}
+	if n := pooled(keeping); n != 1 {
+		t.Errorf("an open connection within its idle timeout was dropped (%d pooled)", n)
+	}
+	time.Sleep(time.Second) // past the idle timeout
+	if n := pooled(keeping); n != 0 {
+		t.Errorf("a connection idle past its timeout is still pooled (%d)", n)
+	}
+}

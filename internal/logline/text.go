@@ -58,49 +58,43 @@ func (h *textHandler) Enabled(_ context.Context, l slog.Level) bool {
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 func (h *textHandler) Handle(ctx context.Context, r slog.Record) error {
-	if !h.fast {
-		return h.slow.Handle(ctx, r)
+	if h.fast {
+		attrs := make([]slog.Attr, 0, r.NumAttrs())
+		r.Attrs(func(a slog.Attr) bool {
+			attrs = append(attrs, a)
+			return true
+		})
+		if done, err := h.fastLine(r.Time, r.Level, r.Message, attrs); done {
+			return err
+		}
 	}
-	bp := linePool.Get().(*[]byte)
-	defer putLine(bp)
-	b := h.start((*bp)[:0], r.Time, r.Level, r.Message)
-	ok := true
-	r.Attrs(func(a slog.Attr) bool {
-		b, ok = appendAttr(b, a)
-		return ok
-	})
-	*bp = b
-	if !ok {
-		return h.slow.Handle(ctx, r)
-	}
-	return h.end(bp)
+	return h.slow.Handle(ctx, r)
 }
 
-// handleAttrs is Handle for a line given as its parts.
+// handleAttrs is Handle for a line given as its parts, with no Record
+// to build.
 func (h *textHandler) handleAttrs(t time.Time, level slog.Level, msg string, attrs []slog.Attr) error {
-	if h.fast {
-		bp := linePool.Get().(*[]byte)
-		defer putLine(bp)
-		b := h.start((*bp)[:0], t, level, msg)
-		ok := true
-		for _, a := range attrs {
-			if b, ok = appendAttr(b, a); !ok {
-				break
-			}
-		}
-		*bp = b
-		if ok {
-			return h.end(bp)
-		}
+	if done, err := h.fastLine(t, level, msg, attrs); done {
+		return err
 	}
 	r := slog.NewRecord(t, level, msg, 0)
 	r.AddAttrs(attrs...)
 	return h.slow.Handle(context.Background(), r)
 }
 
-// start appends what begins every line: time, level, message and the
-// WithAttrs attributes.
-func (h *textHandler) start(b []byte, t time.Time, level slog.Level, msg string) []byte {
+// fastLine writes the line when this handler formats every part of it,
+// and reports whether it did.
+func (h *textHandler) fastLine(t time.Time, level slog.Level, msg string, attrs []slog.Attr) (bool, error) {
+	if !h.fast {
+		return false, nil
+	}
+	bp := linePool.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 16<<10 {
+			linePool.Put(bp)
+		}
+	}()
+	b := (*bp)[:0]
 	if !t.IsZero() {
 		b = append(b, "time="...)
 		b = appendRFC3339Millis(b, t.Round(0))
@@ -110,20 +104,20 @@ func (h *textHandler) start(b []byte, t time.Time, level slog.Level, msg string)
 	b = appendText(b, level.String())
 	b = append(b, " msg="...)
 	b = appendText(b, msg)
-	return append(b, h.pre...)
-}
-
-// end ends the line and writes it.
-func (h *textHandler) end(bp *[]byte) error {
-	*bp = append(*bp, '\n')
-	_, err := h.w.Write(*bp)
-	return err
-}
-
-func putLine(bp *[]byte) {
-	if cap(*bp) <= 16<<10 {
-		linePool.Put(bp)
+	b = append(b, h.pre...)
+	ok := true
+	for _, a := range attrs {
+		if b, ok = appendAttr(b, a); !ok {
+			break
+		}
 	}
+	*bp = b
+	if !ok {
+		return false, nil
+	}
+	*bp = append(b, '\n')
+	_, err := h.w.Write(*bp)
+	return true, err
 }
 
 // Log writes a line of attrs at level through l: straight to the text

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"math"
 	"strings"
@@ -186,4 +187,29 @@ func TestLog(t *testing.T) {
 			t.Errorf("through another handler: %q", json.String())
 		}
 	}
+}
+
+// BenchmarkRequestLine: one access-log line, through slog.TextHandler
+// and through Log with the text handler.
+func BenchmarkRequestLine(b *testing.B) {
+	attrs := []slog.Attr{
+		slog.String("host", "sd5mv7vjwfkwngcub5ymael2elvdppk46pwtyryjhqlqokbljoeq.localhost"),
+		slog.String("method", "GET"), slog.String("path", "/api/items"), slog.Int("status", 200),
+		slog.Int64("bytes_in", 0), slog.Int64("bytes_out", 1024), slog.Duration("duration", 1234567*time.Nanosecond),
+		slog.String("visitor", "127.0.0.1"), slog.Bool("cross_node", false),
+	}
+	b.Run("slog", func(b *testing.B) {
+		l := slog.New(slog.NewTextHandler(io.Discard, nil)).With("node", "4NURQ3LUW7KN")
+		b.ReportAllocs()
+		for b.Loop() {
+			l.LogAttrs(context.Background(), slog.LevelInfo, "request", attrs...)
+		}
+	})
+	b.Run("logline", func(b *testing.B) {
+		l := slog.New(NewTextHandler(io.Discard, &slog.HandlerOptions{})).With("node", "4NURQ3LUW7KN")
+		b.ReportAllocs()
+		for b.Loop() {
+			Log(l, slog.LevelInfo, "request", attrs...)
+		}
+	})
 }

@@ -152,7 +152,7 @@ func (r *recorder) wrap(c net.Conn) net.Conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.conn, r.on = c, true
-	return &recordingConn{Conn: c, r: r}
+	return &recordingConn{DeadlineConn: wsrelay.DeadlineConn{Conn: c}, r: r}
 }
 
 // stop ends recording once the handshake succeeded.
@@ -193,15 +193,11 @@ func (r *recorder) reread(req *http.Request) (*http.Response, error) {
 
 // recordingConn is the service's WebSocket connection: it records the
 // handshake's answer while the recorder is on, and keeps its write
-// deadline (wsrelay.WriteDeadline).
+// deadline as wsrelay.DeadlineConn does.
 type recordingConn struct {
-	net.Conn
-	r  *recorder
-	wd wsrelay.WriteDeadline
+	wsrelay.DeadlineConn
+	r *recorder
 }
-
-func (c *recordingConn) SetWriteDeadline(t time.Time) error { return c.wd.SetWriteDeadline(c.Conn, t) }
-func (c *recordingConn) SetDeadline(t time.Time) error      { return c.wd.SetDeadline(c.Conn, t) }
 
 func (c *recordingConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

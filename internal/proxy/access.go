@@ -65,7 +65,7 @@ func (v *visit) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	v.status = http.StatusSwitchingProtocols
-	v.conn = &countedConn{Conn: c}
+	v.conn = &countedConn{DeadlineConn: wsrelay.DeadlineConn{Conn: c}}
 	return v.conn, rw, nil
 }
 
@@ -87,15 +87,11 @@ func (b *countedBody) Read(p []byte) (int, error) {
 func (b *countedBody) Close() error { return b.body.Close() }
 
 // countedConn counts a hijacked connection's bytes each way, and keeps
-// its write deadline (wsrelay.WriteDeadline).
+// its write deadline as wsrelay.DeadlineConn does.
 type countedConn struct {
-	net.Conn
+	wsrelay.DeadlineConn
 	in, out atomic.Int64
-	wd      wsrelay.WriteDeadline
 }
-
-func (c *countedConn) SetWriteDeadline(t time.Time) error { return c.wd.SetWriteDeadline(c.Conn, t) }
-func (c *countedConn) SetDeadline(t time.Time) error      { return c.wd.SetDeadline(c.Conn, t) }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)

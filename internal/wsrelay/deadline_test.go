@@ -29,7 +29,7 @@ func TestWriteDeadline(t *testing.T) {
 	}
 	defer peer.Close()
 
-	var d WriteDeadline
+	d := &DeadlineConn{Conn: c}
 	now := time.Now()
 	steps := []struct {
 		at    time.Time
@@ -44,7 +44,7 @@ func TestWriteDeadline(t *testing.T) {
 	}
 	for i, s := range steps {
 		before := d.set
-		if err := d.SetWriteDeadline(c, s.at); err != nil {
+		if err := d.SetWriteDeadline(s.at); err != nil {
 			t.Fatal(err)
 		}
 		want := before
@@ -56,8 +56,8 @@ func TestWriteDeadline(t *testing.T) {
 		}
 	}
 
-	d.SetDeadline(c, time.Time{})
-	d.SetWriteDeadline(c, time.Now().Add(100*time.Millisecond))
+	d.SetDeadline(time.Time{})
+	d.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	start := time.Now()
 	buf := make([]byte, 1<<20)
 	for err == nil && time.Since(start) < 5*time.Second {

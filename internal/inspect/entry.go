@@ -42,8 +42,13 @@ type entry struct {
 // allocation, where a cloned http.Header takes a map.
 type headers []string
 
-func flatten(h http.Header) headers {
-	out := make(headers, 0, 2*len(h)) // most fields have one value
+// flatten copies h into dst's room, or into new room if dst has too
+// little.
+func flatten(dst headers, h http.Header) headers {
+	out := dst[:0]
+	if cap(out) < 2*len(h) {
+		out = make(headers, 0, 2*len(h)) // most fields have one value
+	}
 	for k, vs := range h {
 		for _, v := range vs {
 			out = append(out, k, v)
@@ -64,26 +69,58 @@ func (hs headers) header() http.Header {
 type capture struct {
 	buf  []byte
 	size int64
+	// shown: snapshot has handed buf out, so its bytes are never
+	// written again, not even once the entry is forgotten.
+	shown bool
 }
 
 // add counts p and keeps what fits under max. The first piece of a body
-// of known length makes room for all of it that will be kept.
+// of known length makes room for all of it that will be kept, in the
+// room buf already has (see reuse) if that is enough.
 func (c *capture) add(p []byte, max int, length int64) {
 	c.size += int64(len(p))
 	room := max - len(c.buf)
 	if room <= 0 {
 		return
 	}
-	if c.buf == nil && length > int64(len(p)) {
-		c.buf = make([]byte, 0, min(length, int64(max)))
+	if want := min(length, int64(max)); len(c.buf) == 0 && length > int64(len(p)) && int64(cap(c.buf)) < want {
+		c.buf = make([]byte, 0, want)
 	}
 	c.buf = append(c.buf, p[:min(room, len(p))]...)
 }
 
 // snapshot returns what was kept so far. The bytes it returns are never
-// written again (a capture only appends), so they may be read unlocked.
+// written again (a capture only appends, and one shown is never
+// reused), so they may be read unlocked.
 func (c *capture) snapshot() capture {
+	c.shown = true
 	return capture{buf: c.buf[:len(c.buf):len(c.buf)], size: c.size}
+}
+
+// reuse hands e what a forgotten entry old holds that nobody else can
+// see any more: the bytes of its response body, unless they were shown,
+// and its copy of the response header. A busy tunnel then records its
+// requests without allocating room for them each time. old must be
+// finished, so that nothing adds to its body any more; its summary
+// keeps its sizes.
+func (e *entry) reuse(old *entry) {
+	old.mu.Lock()
+	if !old.done {
+		old.mu.Unlock()
+		return
+	}
+	var buf []byte
+	if !old.respBody.shown {
+		buf = old.respBody.buf[:0]
+	}
+	old.respBody.buf = nil
+	hs := old.respHeader[:0]
+	old.respHeader = nil
+	old.mu.Unlock()
+	clear(hs[:cap(hs)]) // let the old strings go
+	e.mu.Lock()
+	e.respBody.buf, e.respHeader = buf, hs
+	e.mu.Unlock()
 }
 
 // newEntry records a request as it leaves for the service.
@@ -115,9 +152,9 @@ func visitorOf(h http.Header) string {
 
 // respond records the head of the service's answer.
 func (e *entry) respond(resp *http.Response) {
-	h := flatten(resp.Header) // the client strips hop-by-hop fields from resp.Header afterwards
 	e.mu.Lock()
-	e.status, e.respHeader, e.respLength = resp.StatusCode, h, resp.ContentLength
+	e.respHeader = flatten(e.respHeader, resp.Header) // the client strips hop-by-hop fields from resp.Header afterwards
+	e.status, e.respLength = resp.StatusCode, resp.ContentLength
 	e.mu.Unlock()
 }
 

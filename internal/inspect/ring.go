@@ -13,13 +13,15 @@ type ring struct {
 func newRing(size int) *ring { return &ring{slots: make([]*entry, size)} }
 
 // add gives e the next id and keeps it, forgetting the oldest entry once
-// the ring is full.
-func (r *ring) add(e *entry) {
+// the ring is full. It returns the entry forgotten, if any.
+func (r *ring) add(e *entry) (forgotten *entry) {
 	r.mu.Lock()
 	r.n++
 	e.id = r.n
-	r.slots[(r.n-1)%uint64(len(r.slots))] = e
+	slot := &r.slots[(r.n-1)%uint64(len(r.slots))]
+	forgotten, *slot = *slot, e
 	r.mu.Unlock()
+	return forgotten
 }
 
 // get returns the entry of that id, or nil if it is unknown or forgotten.

@@ -2,9 +2,11 @@ package inspect
 
 import (
 	"bytes"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -108,6 +110,107 @@ func TestWebSocketRecordingReusesUnseenBytes(t *testing.T) {
 	for i, m := range shown {
 		if !bytes.Equal(m.body.buf, msg) {
 			t.Fatalf("message %d handed out before was overwritten: %q", i, m.body.buf[:8])
+		}
+	}
+}
+
+// cannedBody answers every request with its body, of known length, and
+// a header of one field.
+type cannedBody []byte
+
+func (c cannedBody) RoundTrip(req *http.Request) (*http.Response, error) {
+	return &http.Response{
+		StatusCode: 200, ContentLength: int64(len(c)), Request: req,
+		Header: http.Header{"Content-Type": {"text/plain"}},
+		Body:   io.NopCloser(bytes.NewReader(c)),
+	}, nil
+}
+
+// get sends one request through rt and reads its answer whole.
+func get(t *testing.T, rt http.RoundTripper) {
+	t.Helper()
+	req := httptest.NewRequest("GET", "http://127.0.0.1:3000/", nil)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// TestRecordingReusesForgottenBodies: once the ring is full, a request
+// records its answer in the room of the entry it pushes out, so a busy
+// tunnel does not allocate room for each body; a body the API has shown
+// is never written again, and a forgotten entry whose answer is still
+// being read keeps its own.
+func TestRecordingReusesForgottenBodies(t *testing.T) {
+	body := bytes.Repeat([]byte("a"), 1024)
+	in := New(Options{Requests: 4})
+	rt := in.Transport("t", cannedBody(body))
+	for range 8 {
+		get(t, rt)
+	}
+	allocs := func(rt http.RoundTripper) float64 {
+		return testing.AllocsPerRun(100, func() { get(t, rt) })
+	}
+	// Against the same exchange with each forgotten entry kept from
+	// reuse: the room for the body and for the header copy are saved.
+	reusing := allocs(rt)
+	keep := New(Options{Requests: 4})
+	krt := keep.Transport("t", cannedBody(body))
+	for range 8 {
+		get(t, krt)
+	}
+	notReusing := testing.AllocsPerRun(100, func() {
+		for _, e := range keep.ring.slots {
+			e.mu.Lock()
+			e.done = false // not finished: never reused
+			e.mu.Unlock()
+		}
+		get(t, krt)
+	})
+	if reusing > notReusing-2 {
+		t.Errorf("a request allocated %v times with reuse, %v without; want at least 2 fewer", reusing, notReusing)
+	}
+	if testing.Verbose() {
+		t.Logf("allocations per request: %v with reuse, %v without", reusing, notReusing)
+	}
+
+	// Shown bytes stay as they were.
+	shown := in.ring.newest(1)[0].detail()
+	before := string(shown.ResponseBody.Base64) // a copy
+	rt2 := in.Transport("t", cannedBody(bytes.Repeat([]byte("b"), 1024)))
+	for range 8 {
+		get(t, rt2)
+	}
+	if got := string(shown.ResponseBody.Base64); got != before || before != string(body) {
+		t.Errorf("a body shown before was overwritten: %.8q…", got)
+	}
+
+	// An answer still being read when its entry is pushed out keeps its
+	// bytes: the requests after it do not take them.
+	slow := in.Transport("t", cannedBody(bytes.Repeat([]byte("c"), 1024)))
+	resp, err := slow.RoundTrip(httptest.NewRequest("GET", "http://127.0.0.1:3000/slow", nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := make([]byte, 512)
+	io.ReadFull(resp.Body, half)
+	pending := in.ring.newest(1)[0]
+	for range 8 {
+		get(t, rt2) // pushes the slow one out, and reuses what it may
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	pending.mu.Lock()
+	got := string(pending.respBody.buf)
+	pending.mu.Unlock()
+	if got != strings.Repeat("c", 1024) {
+		t.Errorf("the pushed-out entry still being read recorded %.8q… (%d bytes), want its own 1024 bytes of c", got, len(got))
+	}
+	for _, e := range in.ring.newest(0) {
+		if d := e.detail(); string(d.ResponseBody.Base64) != strings.Repeat("b", 1024) {
+			t.Errorf("entry %d recorded %.8q… (%d bytes), want 1024 bytes of b", d.ID, d.ResponseBody.Base64, len(d.ResponseBody.Base64))
 		}
 	}
 }

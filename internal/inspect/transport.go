@@ -40,7 +40,9 @@ func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 func (tr *transport) roundTrip(req *http.Request, replayOf uint64) (*http.Response, *entry, error) {
 	in := tr.in
 	e := newEntry(tr.t, req, replayOf)
-	in.ring.add(e)
+	if old := in.ring.add(e); old != nil {
+		e.reuse(old)
+	}
 	in.changed()
 	out := req
 	if req.Body != nil && req.Body != http.NoBody {

@@ -42,3 +42,30 @@ func TestFloorsOfTransfersAndUnmeasuredSuites(t *testing.T) {
 		}
 	}
 }
+
+// TestTransferRunsKeepTheWorst: of a transfer run three times, the run
+// with the median ratio stands for its rate, but a break in any run is
+// its failure and its memory is the highest of the runs.
+func TestTransferRunsKeepTheWorst(t *testing.T) {
+	run := func(direct, tunnel float64, fail string, growth, omem int64) outcome {
+		return outcome{scenario: scenario{workload: transfer{size: large}}, results: []result{
+			{perSec: direct, growth: []int64{0, 0}, omem: 0},
+			{perSec: tunnel, fail: fail, growth: []int64{growth, 1}, omem: omem},
+		}}
+	}
+	runs := []outcome{run(1000, 500, "", 2048, 10), run(1000, 300, "", 9000, 5), run(1000, 400, "", 4096, 7)}
+	out := median(runs)
+	worstOf(&out, runs)
+	res := out.results[1]
+	if res.perSec != 400 || res.fail != "" || res.growth[0] != 9000 || res.growth[1] != 1 || res.omem != 10 {
+		t.Errorf("got %v MiB/s, fail %q, growth %v, omem %d; want the median 400, no failure, growth [9000 1], omem 10",
+			res.perSec, res.fail, res.growth, res.omem)
+	}
+
+	runs = []outcome{run(1000, 500, "", 1, 0), run(1000, 0, "sha256 mismatch", 1, 0), run(1000, 450, "", 1, 0)}
+	out = median(runs)
+	worstOf(&out, runs)
+	if res := out.results[1]; res.fail != "sha256 mismatch" {
+		t.Errorf("a run that broke left fail %q on the transfer, want its failure", res.fail)
+	}
+}

@@ -82,7 +82,7 @@ func parseFlags(args []string) (*options, error) {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.DurationVar(&o.timing.measure, "duration", 4*time.Second, "measured `time` of each run")
 	fs.DurationVar(&o.timing.warmup, "warmup", time.Second, "unmeasured `time` before each run")
-	fs.IntVar(&o.timing.runs, "runs", 3, "`runs` of each rate scenario (GETs, WebSocket echo), its routes back to back each time; the report gives the run with the median ratio")
+	fs.IntVar(&o.timing.runs, "runs", 3, "`runs` of each rate scenario (GETs, WebSocket echo) and each large transfer, its routes back to back each time; the report gives the run with the median ratio (for a transfer, with the first failure and the highest memory of all its runs)")
 	fs.IntVar(&o.tunnels, "tunnels", 1000, "idle tunnels `n` for the proxy memory figure (0 skips it)")
 	fs.DurationVar(&o.settle, "settle", 2*time.Second, "wait this `long` before reading the proxy's memory")
 	fs.StringVar(&only, "run", "", "run only the scenarios whose suite/name matches this `regexp`")

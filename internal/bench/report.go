@@ -74,6 +74,7 @@ func (r *report) generator() string {
 func (r *report) writeLegend(w io.Writer) {
 	fmt.Fprintf(w, "\nops are requests (GET), round trips (WS echo) or events (SSE), counted and timed when they complete in the measured part;\n"+
 		"a transfer is one request whose body is checked by length and SHA-256, timed from the request to its last byte;\n"+
+		"  run several times, it shows the run with the median ratio, and the first failure and the highest memory of all its runs;\n"+
 		"ratio: rate over the rate of the first route of the scenario;\n"+
 		"bk-warm: new backend connections during the warm-up; bk/1k: new backend connections per 1,000 requests in the measured part;\n"+
 		"process columns: CPU µs per op (per MiB for transfers) of each process in the measured part; load is the load generator;\n"+
@@ -165,14 +166,20 @@ func (sr *suiteReport) writeRates(w io.Writer, outs []outcome) {
 				ms(res.p50), ms(res.p99), strconv.Itoa(res.errs), warm, reuse)
 			processColumns(w, res)
 		}
-		if len(o.ratios) > 1 {
-			rs := make([]string, len(o.ratios))
-			for i, r := range o.ratios {
-				rs[i] = fmt.Sprintf("%.2f", r)
-			}
-			fmt.Fprintf(w, "%-18s ratios of the %d runs: %s (the median run shown)\n", "", len(rs), strings.Join(rs, " "))
-		}
+		writeRatios(w, o)
 	}
+}
+
+// writeRatios lists the ratios of a scenario run more than once.
+func writeRatios(w io.Writer, o outcome) {
+	if len(o.ratios) <= 1 {
+		return
+	}
+	rs := make([]string, len(o.ratios))
+	for i, r := range o.ratios {
+		rs[i] = fmt.Sprintf("%.2f", r)
+	}
+	fmt.Fprintf(w, "%-18s ratios of the %d runs: %s (the median run shown)\n", "", len(rs), strings.Join(rs, " "))
 }
 
 func (sr *suiteReport) writeEvents(w io.Writer, outs []outcome) {
@@ -212,6 +219,7 @@ func (sr *suiteReport) writeTransfers(w io.Writer, outs []outcome) {
 			}
 			processColumns(w, res)
 		}
+		writeRatios(w, o)
 	}
 	fmt.Fprintf(w, "%-18s %-6s", "peak RSS growth", "MiB")
 	for _, n := range sr.watched {

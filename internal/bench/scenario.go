@@ -163,14 +163,16 @@ type outcome struct {
 
 // runScenarios runs every scenario over every route, the routes of one
 // scenario back to back so that they meet the same machine. A rate
-// scenario runs r.t.runs times so, and the run whose ratio is the
-// median stands for it: on a machine whose speed drifts, one run can
-// land in a slow minute. In a soft suite a run that fails is a result.
+// scenario or a transfer runs r.t.runs times so, and the run whose ratio
+// is the median stands for it: on a machine whose speed drifts, one run
+// can land in a slow minute. A transfer's failures and memory are the
+// worst of its runs, though: a break or a peak in any run counts. In a
+// soft suite a run that fails is a result.
 func runScenarios(ctx context.Context, r *runner, su *suite, routes []route, scs []scenario, progress io.Writer) ([]outcome, error) {
 	var outs []outcome
 	for _, sc := range scs {
 		runs := 1
-		if sc.kind().rate() && len(routes) > 1 {
+		if (sc.kind().rate() || sc.kind() == kindTransfer) && len(routes) > 1 {
 			runs = r.t.runs
 		}
 		var tries []outcome
@@ -189,9 +191,31 @@ func runScenarios(ctx context.Context, r *runner, su *suite, routes []route, scs
 			}
 			tries = append(tries, out)
 		}
-		outs = append(outs, median(tries))
+		out := median(tries)
+		if sc.kind() == kindTransfer {
+			worstOf(&out, tries)
+		}
+		outs = append(outs, out)
 	}
 	return outs, nil
+}
+
+// worstOf gives each route's result in out the first failure and the
+// highest memory figures any of the runs had on that route.
+func worstOf(out *outcome, runs []outcome) {
+	for i := range out.results {
+		res := &out.results[i]
+		for _, o := range runs {
+			other := o.results[i]
+			if res.fail == "" && other.fail != "" {
+				res.fail = other.fail
+			}
+			res.omem = max(res.omem, other.omem)
+			for j := range min(len(res.growth), len(other.growth)) {
+				res.growth[j] = max(res.growth[j], other.growth[j])
+			}
+		}
+	}
 }
 
 // median returns the run whose ratio (its last route over its first) is

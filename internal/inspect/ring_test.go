@@ -114,18 +114,6 @@ func TestWebSocketRecordingReusesUnseenBytes(t *testing.T) {
 	}
 }
 
-// cannedBody answers every request with its body, of known length, and
-// a header of one field.
-type cannedBody []byte
-
-func (c cannedBody) RoundTrip(req *http.Request) (*http.Response, error) {
-	return &http.Response{
-		StatusCode: 200, ContentLength: int64(len(c)), Request: req,
-		Header: http.Header{"Content-Type": {"text/plain"}},
-		Body:   io.NopCloser(bytes.NewReader(c)),
-	}, nil
-}
-
 // get sends one request through rt and reads its answer whole.
 func get(t *testing.T, rt http.RoundTripper) {
 	t.Helper()
@@ -146,7 +134,7 @@ func get(t *testing.T, rt http.RoundTripper) {
 func TestRecordingReusesForgottenBodies(t *testing.T) {
 	body := bytes.Repeat([]byte("a"), 1024)
 	in := New(Options{Requests: 4})
-	rt := in.Transport("t", cannedBody(body))
+	rt := in.Transport("t", canned{body: body})
 	for range 8 {
 		get(t, rt)
 	}
@@ -157,7 +145,7 @@ func TestRecordingReusesForgottenBodies(t *testing.T) {
 	// reuse: the room for the body and for the header copy are saved.
 	reusing := allocs(rt)
 	keep := New(Options{Requests: 4})
-	krt := keep.Transport("t", cannedBody(body))
+	krt := keep.Transport("t", canned{body: body})
 	for range 8 {
 		get(t, krt)
 	}
@@ -179,7 +167,7 @@ func TestRecordingReusesForgottenBodies(t *testing.T) {
 	// Shown bytes stay as they were.
 	shown := in.ring.newest(1)[0].detail()
 	before := string(shown.ResponseBody.Base64) // a copy
-	rt2 := in.Transport("t", cannedBody(bytes.Repeat([]byte("b"), 1024)))
+	rt2 := in.Transport("t", canned{body: bytes.Repeat([]byte("b"), 1024)})
 	for range 8 {
 		get(t, rt2)
 	}
@@ -189,7 +177,7 @@ func TestRecordingReusesForgottenBodies(t *testing.T) {
 
 	// An answer still being read when its entry is pushed out keeps its
 	// bytes: the requests after it do not take them.
-	slow := in.Transport("t", cannedBody(bytes.Repeat([]byte("c"), 1024)))
+	slow := in.Transport("t", canned{body: bytes.Repeat([]byte("c"), 1024)})
 	resp, err := slow.RoundTrip(httptest.NewRequest("GET", "http://127.0.0.1:3000/slow", nil))
 	if err != nil {
 		t.Fatal(err)

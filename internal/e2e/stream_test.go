@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -309,24 +310,98 @@ func TestStreamUploadTheServiceDropsFailsFast(t *testing.T) {
 // not hold it: each stream stays within its credit, and together they
 // never overflow the link's queue on the node that holds it.
 func TestStreamConcurrentUploadsAcrossNodes(t *testing.T) {
-	const uploads, size = 16, 4 << 20
-	want := patternSum(size)
-	routes := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, func(w http.ResponseWriter, r *http.Request) {
-		h := sha256.New()
-		n, err := io.Copy(h, r.Body)
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
+	rt := streamRoutes(t, proxy.Config{MaxBody: proxy.NoCap}, uploadSum)[1]
+	concurrentUploads(t, rt.hc, rt.url, 16, 4<<20)
+}
+
+// The same over a link slower than the uploads: every stream's window is
+// in flight at once, far more than the link's queue holds, and the node
+// holding the link keeps each stream's frames until the link takes them
+// rather than failing the streams.
+func TestStreamConcurrentUploadsAcrossNodesOverASlowLink(t *testing.T) {
+	be := backend(t, uploadSum)
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	node := func(name string) *testProxy {
+		bs, reg := redisNode(t, srv, prefix)
+		return startProxy(t, proxy.Config{MaxBody: proxy.NoCap, Node: name, Bus: bs, Registry: reg})
+	}
+	a, b := node("a"), node("b")
+	slow := slowLink(t, a.addr, 16<<20)
+	c := startClientAt(t, "ws://"+slow, be.URL, newKey(t))
+	concurrentUploads(t, visitor(b), c.url, 16, 2<<20)
+}
+
+// uploadSum answers an upload with its length and SHA-256.
+func uploadSum(w http.ResponseWriter, r *http.Request) {
+	h := sha256.New()
+	n, err := io.Copy(h, r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+}
+
+// slowLink relays connections to addr, passing what addr sends at about
+// rate bytes a second and the other way at full speed.
+func slowLink(t *testing.T, addr string, rate int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			in, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", addr)
+			if err != nil {
+				in.Close()
+				continue
+			}
+			t.Cleanup(func() { in.Close(); out.Close() })
+			go io.Copy(out, in)
+			go func() {
+				const piece = 16 << 10
+				buf := make([]byte, piece)
+				start, sent := time.Now(), 0
+				for {
+					n, err := out.Read(buf)
+					if n > 0 {
+						if _, err := in.Write(buf[:n]); err != nil {
+							return
+						}
+						sent += n
+						if ahead := time.Duration(sent)*time.Second/time.Duration(rate) - time.Since(start); ahead > 0 {
+							time.Sleep(ahead)
+						}
+					}
+					if err != nil {
+						in.Close()
+						return
+					}
+				}
+			}()
 		}
-		fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
-	})
-	rt := routes[1]
+	}()
+	return ln.Addr().String()
+}
+
+// concurrentUploads sends uploads bodies of size bytes at once to url,
+// and checks that each reached the service whole.
+func concurrentUploads(t *testing.T, hc *http.Client, url string, uploads, size int64) {
+	t.Helper()
+	want := patternSum(size)
 	errs := make(chan error, uploads)
 	for range uploads {
 		go func() {
-			req, _ := http.NewRequest("POST", rt.url+"/", &pattern{n: size})
+			req, _ := http.NewRequest("POST", url+"/", &pattern{n: size})
 			req.ContentLength = size
-			resp, err := rt.hc.Do(req)
+			resp, err := hc.Do(req)
 			if err != nil {
 				errs <- err
 				return

@@ -35,6 +35,16 @@ type relay struct {
 	visitorDone bool       // the visitor's side sent WSTeardown
 	clientDone  bool       // the client sent WSTeardown
 	once        sync.Once
+
+	// The frames of a flow-controlled stream wait here for the link: the
+	// bus handler must never block, and the link's queue, which all its
+	// streams share, may be full while this stream is within its credit.
+	// A goroutine moves them on while there are any (pump).
+	omu     sync.Mutex
+	toLink  []*link.Buffer
+	held    int64 // what toLink costs, against RelayQueue
+	pumping bool
+	broken  error // the link refused a frame: the rest are dropped
 }
 
 func (s *Server) openRelay(key relayKey, label string, ws bool) *relay {
@@ -118,8 +128,13 @@ func (rl *relay) forward(frame []byte) bool {
 			rl.topUp(link.Cost(len(f.Payload)))
 		}
 	}
-	// Never block the bus: a link whose queue is full loses this stream.
-	if !rl.l.conn.TrySend(b) {
+	if rl.credited() {
+		if !rl.queue(b) {
+			return false
+		}
+	} else if !rl.l.conn.TrySend(b) {
+		// Never block the bus: without credit, a link whose queue is
+		// full loses this stream.
 		rl.in.Fail(link.ErrOverflow)
 		return false
 	}
@@ -136,6 +151,62 @@ func (rl *relay) forward(frame []byte) bool {
 		}
 	}
 	return true
+}
+
+// queue queues a frame for the link, and starts the pump if it is not
+// running; it never blocks. A visitor's node that sends beyond its credit
+// overflows the queue and loses the stream.
+func (rl *relay) queue(b *link.Buffer) bool {
+	rl.omu.Lock()
+	defer rl.omu.Unlock()
+	if rl.broken != nil {
+		b.Free()
+		return false
+	}
+	cost := link.Cost(len(b.B) - messages.HeaderSize)
+	if rl.held+cost > link.RelayQueue {
+		b.Free()
+		rl.s.stats.StreamOverflow.Add(1)
+		rl.in.Fail(link.ErrOverflow)
+		return false
+	}
+	rl.toLink = append(rl.toLink, b)
+	rl.held += cost
+	if !rl.pumping {
+		rl.pumping = true
+		rl.s.wg.Add(1)
+		go func() {
+			defer rl.s.wg.Done()
+			rl.pump()
+		}()
+	}
+	return true
+}
+
+// pump sends the queued frames to the link, waiting for room in its
+// queue, until none is left. Frames it has taken no longer count against
+// the stream's queue: the client may take and credit the first of them
+// while it waits to pass on the last.
+func (rl *relay) pump() {
+	var batch []*link.Buffer
+	rl.omu.Lock()
+	defer rl.omu.Unlock()
+	for len(rl.toLink) > 0 {
+		batch, rl.toLink = rl.toLink, batch[:0]
+		rl.held = 0
+		rl.omu.Unlock()
+		err := rl.l.conn.SendBatch(rl.s.ctx, batch...) // takes the frames, even on failure
+		clear(batch)
+		rl.omu.Lock()
+		if err != nil {
+			rl.broken = err
+			link.FreeAll(rl.toLink)
+			clear(rl.toLink)
+			rl.toLink, rl.held = rl.toLink[:0], 0
+			rl.in.Fail(err)
+		}
+	}
+	rl.pumping = false
 }
 
 // deliver queues a frame from the client; it never blocks.
@@ -175,10 +246,10 @@ func (rl *relay) run() {
 			return
 		}
 		// Whatever else has arrived goes in the same message, up to about
-		// one frame's worth of bytes.
+		// maxEnvelope bytes.
 		frames, held = append(frames[:0], m.B.B), append(held[:0], m.B)
 		end := rl.ends(m.F)
-		for size := len(m.B.B); !end && size < messages.MaxFrame && rl.in.Len() > 0; {
+		for size := len(m.B.B); !end && size < maxEnvelope && rl.in.Len() > 0; {
 			m, err = rl.in.Next(rl.s.ctx)
 			if err != nil {
 				break

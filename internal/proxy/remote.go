@@ -126,17 +126,36 @@ type remoteVisitor struct {
 	node string
 	recv uint32 // next seq expected; touched only by the bus handler
 
-	mu     sync.Mutex // serialises sends, so seq order is publish order
+	// Frames toward the link's node wait in out, in order, for whoever
+	// publishes them (see sendBatch).
+	mu     sync.Mutex
+	cond   sync.Cond // on mu: signalled when a publish ends
+	out    []*link.Buffer
+	queued uint64 // frames ever queued
+	done   uint64 // frames ever published, or dropped after a failure
+	busy   bool   // someone publishes what is queued
+	err    error  // the first failed publish: every later send fails with it
+
+	// The publisher's own.
 	sent   uint32
 	buf    []byte
 	frames [][]byte
+	batch  []*link.Buffer
 }
 
+// maxEnvelope is about how many bytes of frames a stream's message across
+// the bus carries at most: a few frames, so a fast body crosses Redis in
+// few round trips, and few enough that a node's and Redis's buffers stay
+// small beside the stream's window.
+const maxEnvelope = 3 * messages.MaxFrame
+
 func (u *remoteUpstream) attach(id messages.ID, k sink) error {
+	v := &remoteVisitor{k: k, node: u.node}
+	v.cond.L = &v.mu
 	r := &u.s.remote
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.visitors[id] = &remoteVisitor{k: k, node: u.node}
+	r.visitors[id] = v
 	return nil
 }
 
@@ -155,26 +174,128 @@ func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
 	return u.sendBatch(ctx, b)
 }
 
-// sendBatch publishes frames of one stream in one envelope.
-func (u *remoteUpstream) sendBatch(ctx context.Context, bs ...*link.Buffer) error {
-	defer link.FreeAll(bs)
+// sendBatch queues frames of one stream to be published in order, several
+// to an envelope. Body and credit frames go on from a goroutine while
+// their sender carries on, so that a stream's next bytes are read while
+// the last ones cross Redis: a failure then fails the stream, and later
+// sends. Any other frame (a head, an Error, a teardown) waits until it
+// has been published, and its sender publishes itself when nobody else
+// does, so that the first message of a stream can tell a node gone
+// (errNodeGone) before anything ran there.
+func (u *remoteUpstream) sendBatch(_ context.Context, bs ...*link.Buffer) error {
 	r := &u.s.remote
 	r.mu.Lock()
 	v := r.visitors[frameID(bs[0].B)]
 	r.mu.Unlock()
 	if v == nil {
+		link.FreeAll(bs)
 		return ErrTunnelGone
 	}
+	wait := !pipelined(bs)
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	if v.err != nil {
+		link.FreeAll(bs)
+		return v.err
+	}
+	v.out = append(v.out, bs...)
+	v.queued += uint64(len(bs))
+	mine := v.queued
+	if !v.busy {
+		v.busy = true
+		if !wait {
+			u.goPublish(v)
+			return nil
+		}
+		u.publish(v, mine)
+	}
+	for wait && v.done < mine && v.err == nil {
+		v.cond.Wait()
+	}
+	if wait {
+		return v.err
+	}
+	return nil
+}
+
+// pipelined reports whether frames may be published after their sender
+// has gone on: body and credit frames, which the stream's window bounds.
+func pipelined(bs []*link.Buffer) bool {
+	for _, b := range bs {
+		switch messages.Type(b.B[1]) {
+		case messages.TypeData, messages.TypeCredit, messages.TypeWSMessage:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// goPublish publishes what v has queued from a goroutine. v.mu is held,
+// and v.busy set for it.
+func (u *remoteUpstream) goPublish(v *remoteVisitor) {
+	u.s.wg.Add(1)
+	go func() {
+		defer u.s.wg.Done()
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		u.publish(v, 0)
+	}()
+}
+
+// publish publishes what v has queued, an envelope at a time, until
+// nothing is left or, for a sender waiting for its own frames (until >
+// 0), until those have gone: the rest then goes on from a goroutine. It
+// is called with v.mu held and v.busy set, and unlocks while it
+// publishes.
+func (u *remoteUpstream) publish(v *remoteVisitor, until uint64) {
+	for len(v.out) > 0 && v.err == nil {
+		if until > 0 && v.done >= until {
+			u.goPublish(v)
+			return
+		}
+		n, size := 0, 0
+		for n < len(v.out) && (n == 0 || size+len(v.out[n].B) <= maxEnvelope) {
+			size += len(v.out[n].B)
+			n++
+		}
+		v.batch = append(v.batch[:0], v.out[:n]...)
+		rest := copy(v.out, v.out[n:])
+		clear(v.out[rest:])
+		v.out = v.out[:rest]
+		v.mu.Unlock()
+		err := u.publishBatch(v, v.batch)
+		link.FreeAll(v.batch)
+		clear(v.batch)
+		v.mu.Lock()
+		v.done += uint64(n)
+		if err != nil {
+			v.err = err
+			v.done += uint64(len(v.out))
+			link.FreeAll(v.out)
+			v.out = nil
+			v.mu.Unlock()
+			v.k.fail(err)
+			v.mu.Lock()
+		}
+		v.cond.Broadcast()
+	}
+	v.busy = false
+	v.cond.Broadcast()
+}
+
+// publishBatch publishes frames in one envelope; only the publisher calls
+// it.
+func (u *remoteUpstream) publishBatch(v *remoteVisitor, bs []*link.Buffer) error {
 	v.frames = v.frames[:0]
 	for _, b := range bs {
 		v.frames = append(v.frames, b.B)
 	}
 	v.buf = appendEnvelope(v.buf[:0], kindToLink, v.sent, u.s.cfg.Node, u.label, v.frames...)
+	clear(v.frames)
 	first := v.sent == 0
 	v.sent++
-	if err := u.s.cfg.Bus.Publish(ctx, u.node, v.buf); err != nil {
+	if err := u.s.cfg.Bus.Publish(u.s.ctx, u.node, v.buf); err != nil {
 		if errors.Is(err, bus.ErrNoSubscriber) {
 			u.s.nodeGone(u.node)
 			if first {

@@ -249,17 +249,20 @@ func (r *relay) toSocket(ctx context.Context) error {
 		f := m.F
 		switch f.Type {
 		case messages.TypeWSMessage:
+			whole := w == nil && f.End() // a message in one frame: written at once
+			typ := websocket.BinaryMessage
 			if w == nil {
-				typ := websocket.BinaryMessage
 				text = nil
 				if f.Flags&messages.FlagText != 0 {
 					typ = websocket.TextMessage
 					text = &check
 				}
 				r.ws.SetWriteDeadline(time.Now().Add(r.opts.WriteTimeout))
-				if w, err = r.ws.NextWriter(typ); err != nil {
-					m.B.Free()
-					return err
+				if !whole {
+					if w, err = r.ws.NextWriter(typ); err != nil {
+						m.B.Free()
+						return err
+					}
 				}
 			}
 			if text != nil && (!text.add(f.Payload) || f.End() && !text.end()) {
@@ -269,9 +272,16 @@ func (r *relay) toSocket(ctx context.Context) error {
 			if r.opts.Tap != nil {
 				r.opts.Tap(false, f.Flags&messages.FlagText != 0, f.Payload, f.End())
 			}
-			_, err = w.Write(f.Payload)
-			if err == nil && f.End() {
-				err, w = w.Close(), nil
+			switch {
+			case whole:
+				// Without the message writer NextWriter allocates, on a
+				// server's socket.
+				err = r.ws.WriteMessage(typ, f.Payload)
+			default:
+				_, err = w.Write(f.Payload)
+				if err == nil && f.End() {
+					err, w = w.Close(), nil
+				}
 			}
 			consumed += link.Cost(len(f.Payload))
 			m.B.Free()

@@ -67,7 +67,7 @@ func (b *Bus) recycle(sb *sealBuf) {
 // error wrapping bus.ErrNoSubscriber when no subscriber received it, and
 // with bus.ErrClosed after Close, and at once with ErrSecretMismatch when
 // node's heartbeats show it has another cluster secret (heartbeat.go). It
-// returns within Options.Timeout.
+// returns within Options.Timeout, or by ctx's deadline when that is later.
 func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	if b.closed.Load() {
 		return bus.ErrClosed
@@ -79,7 +79,7 @@ func (b *Bus) Publish(ctx context.Context, node string, msg []byte) error {
 	channel := b.channel(node)
 	sb := b.seals.Get().(*sealBuf)
 	env := b.sealed(sb, channel, msg)
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
+	ctx, cancel := context.WithTimeout(ctx, b.callTimeout(ctx))
 	defer cancel()
 
 	r := publishReqs.Get().(*publishReq)
@@ -161,6 +161,15 @@ func (b *Bus) publishLoop() {
 	}
 }
 
+// callTimeout is how long a call on behalf of ctx may take: Timeout, or
+// longer when ctx has a later deadline.
+func (b *Bus) callTimeout(ctx context.Context) time.Duration {
+	if dl, ok := ctx.Deadline(); ok {
+		return max(b.timeout, time.Until(dl))
+	}
+	return b.timeout
+}
+
 // publishBatch publishes batch and answers each request. It touches no
 // request after answering it.
 func (b *Bus) publishBatch(batch []*publishReq) {
@@ -181,7 +190,11 @@ func (b *Bus) publishBatch(batch []*publishReq) {
 		r.done <- publishResult{n, err}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), b.timeout)
+	var timeout time.Duration
+	for _, r := range live {
+		timeout = max(timeout, b.callTimeout(r.ctx))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	pipe := b.client.Pipeline()
 	cmds := make([]*redis.IntCmd, len(live))

@@ -35,7 +35,9 @@
 // publishes share a pipeline for.
 //
 // Every Redis call is bounded by Options.Timeout (and the caller's
-// context). For that bound to hold against a Redis that accepts
+// context); a Publish whose context has a later deadline may take until
+// then, for a caller that would rather wait on a busy Redis than fail,
+// like the body of a stream already under way. For that bound to hold against a Redis that accepts
 // connections but does not answer, build the client with
 // ContextTimeoutEnabled and short DialTimeout, ReadTimeout and
 // WriteTimeout (about a second each); New logs a warning otherwise. The

@@ -277,6 +277,38 @@ func TestRedisFrozen(t *testing.T) {
 	waitFlowing(t, a, "b", got)
 }
 
+// A publish whose context has a deadline later than Options.Timeout waits
+// on a Redis that stops for a while, rather than failing at the timeout.
+func TestPublishWaitsUntilALaterDeadline(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	a := newBus(t, srv.NewClient(t), prefix, secret)
+	b := newBus(t, srv.NewClient(t), prefix, secret)
+	got := make(chan []byte, 10)
+	sub, err := b.Subscribe("b", func(m []byte) { got <- bytes.Clone(m) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	waitFlowing(t, a, "b", got)
+
+	const pause = 2 * redisbus.DefaultTimeout
+	srv.Freeze()
+	thawed := time.AfterFunc(pause, srv.Thaw)
+	defer thawed.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*pause)
+	defer cancel()
+	start := time.Now()
+	if err := a.Publish(ctx, "b", []byte("patient")); err != nil {
+		t.Fatalf("publish with a deadline %v away, Redis stopped for %v: %v after %v", 3*pause, pause, err, time.Since(start))
+	}
+	for m := range got {
+		if string(m) == "patient" {
+			break
+		}
+	}
+}
+
 func TestPublishHonoursContext(t *testing.T) {
 	srv := redistest.Start(t)
 	a := newBus(t, srv.NewClient(t), redistest.Prefix(t), secret)

@@ -1,12 +1,19 @@
 package e2e
 
 import (
-	"github.com/redis/go-redis/v9"
-
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
+
+	"github.com/redis/go-redis/v9"
 
 	"keyhole/bus"
 	"keyhole/bus/redisbus"
+	"keyhole/internal/proxy"
 	"keyhole/internal/redistest"
 	"keyhole/registry"
 	"keyhole/registry/redisreg"
@@ -43,4 +50,61 @@ func TestClusterRedis(t *testing.T) {
 		}
 		return redisNode(t, srv, prefixes[t])
 	})
+}
+
+// countedLookups counts the lookups a node makes of its registry.
+type countedLookups struct {
+	registry.Registry
+	n atomic.Int64
+}
+
+func (c *countedLookups) Lookup(ctx context.Context, label string) ([]string, error) {
+	c.n.Add(1)
+	return c.Registry.Lookup(ctx, label)
+}
+
+// A burst of visitors to a tunnel on another node asks the registry once:
+// the requests that miss the route cache together share one lookup.
+func TestClusterRedisBurstSharesOneLookup(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := redistest.Prefix(t)
+	be := backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	busA, regA := redisNode(t, srv, prefix)
+	a := startProxy(t, proxy.Config{Node: "a", Bus: busA, Registry: regA})
+	busB, regB := redisNode(t, srv, prefix)
+	counted := &countedLookups{Registry: regB}
+	b := startProxy(t, proxy.Config{Node: "b", Bus: busB, Registry: counted})
+	c := startClient(t, a, be.URL, newKey(t))
+
+	const visitors = 32
+	hc := visitor(b)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, visitors)
+	for range visitors {
+		wg.Go(func() {
+			<-start
+			resp, err := hc.Get(c.url + "/")
+			if err != nil {
+				errs <- err
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || string(body) != "ok" {
+				errs <- fmt.Errorf("got %d %q, want 200 ok", resp.StatusCode, body)
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// The cache holds a route for a second: a burst slower than that may
+	// look up once more.
+	if n := counted.n.Load(); n > 2 {
+		t.Errorf("%d visitors at once made %d lookups, want 1 (2 at most)", visitors, n)
+	}
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/http"
 	"sync"
-	"time"
 
 	"keyhole/bus"
 	"keyhole/internal/link"
@@ -229,7 +228,7 @@ func (rl *relay) run() {
 	publish := func(frames ...[]byte) error {
 		buf = appendEnvelope(buf[:0], kindToVisitor, seq, rl.s.cfg.Node, "", frames...)
 		seq++
-		ctx, cancel := context.WithTimeout(rl.s.ctx, 5*time.Second)
+		ctx, cancel := context.WithTimeout(rl.s.ctx, streamPublishTimeout)
 		defer cancel()
 		return rl.s.cfg.Bus.Publish(ctx, rl.key.node, buf)
 	}

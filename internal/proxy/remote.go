@@ -38,12 +38,31 @@ func (r *remoteStreams) init() {
 
 // remoteRoute finds a node holding label and returns the way to it.
 func (s *Server) remoteRoute(ctx context.Context, label string) (upstream, error) {
-	others, ok := s.routes.get(label)
-	if !ok {
-		nodes, err := s.cfg.Registry.Lookup(ctx, label)
+	others, err := s.otherNodes(ctx, label)
+	if err != nil {
+		return nil, err
+	}
+	s.stats.RemoteRequests.Add(1)
+	return &remoteUpstream{s: s, node: s.gone.pick(others), label: label}, nil
+}
+
+// otherNodes returns the nodes other than this one that hold label, from
+// the route cache or else the registry. The requests that miss the cache
+// for one label at once share one lookup: a burst of visitors to a tunnel
+// asks Redis once, and none of them waits behind the others' lookups.
+func (s *Server) otherNodes(ctx context.Context, label string) ([]string, error) {
+	if others, ok := s.routes.get(label); ok {
+		return others, nil
+	}
+	// The lookup is the registry's, with its own timeout: the visitor
+	// that started it may leave without failing the others.
+	lookup := context.WithoutCancel(ctx)
+	ch := s.lookups.DoChan(label, func() (any, error) {
+		nodes, err := s.cfg.Registry.Lookup(lookup, label)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrRouting, err)
 		}
+		var others []string
 		for _, n := range nodes {
 			if n != s.cfg.Node {
 				others = append(others, n)
@@ -53,9 +72,17 @@ func (s *Server) remoteRoute(ctx context.Context, label string) (upstream, error
 			return nil, ErrNoTunnel
 		}
 		s.routes.put(label, others)
+		return others, nil
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return nil, r.Err
+		}
+		return r.Val.([]string), nil
+	case <-ctx.Done():
+		return nil, fmt.Errorf("%w: %w", ErrRouting, context.Cause(ctx))
 	}
-	s.stats.RemoteRequests.Add(1)
-	return &remoteUpstream{s: s, node: s.gone.pick(others), label: label}, nil
 }
 
 // nodeGone routes around node, whose subscriber a publish did not find:
@@ -128,13 +155,14 @@ type remoteVisitor struct {
 
 	// Frames toward the link's node wait in out, in order, for whoever
 	// publishes them (see sendBatch).
-	mu     sync.Mutex
-	cond   sync.Cond // on mu: signalled when a publish ends
-	out    []*link.Buffer
-	queued uint64 // frames ever queued
-	done   uint64 // frames ever published, or dropped after a failure
-	busy   bool   // someone publishes what is queued
-	err    error  // the first failed publish: every later send fails with it
+	mu       sync.Mutex
+	cond     sync.Cond // on mu: signalled when a publish ends
+	out      []*link.Buffer
+	outBytes int    // the bytes of out
+	queued   uint64 // frames ever queued
+	done     uint64 // frames ever published, or dropped after a failure
+	busy     bool   // someone publishes what is queued
+	err      error  // the first failed publish: every later send fails with it
 
 	// The publisher's own.
 	sent   uint32
@@ -142,6 +170,10 @@ type remoteVisitor struct {
 	frames [][]byte
 	batch  []*link.Buffer
 }
+
+// streamPublishTimeout bounds the publish of a stream's message after its
+// first, here and in the relay back (relay.run).
+const streamPublishTimeout = 5 * time.Second
 
 // maxEnvelope is about how many bytes of frames a stream's message across
 // the bus carries at most: a few frames, so a fast body crosses Redis in
@@ -199,6 +231,9 @@ func (u *remoteUpstream) sendBatch(_ context.Context, bs ...*link.Buffer) error 
 		return v.err
 	}
 	v.out = append(v.out, bs...)
+	for _, b := range bs {
+		v.outBytes += len(b.B)
+	}
 	v.queued += uint64(len(bs))
 	mine := v.queued
 	if !v.busy {
@@ -209,13 +244,18 @@ func (u *remoteUpstream) sendBatch(_ context.Context, bs ...*link.Buffer) error 
 		}
 		u.publish(v, mine)
 	}
-	for wait && v.done < mine && v.err == nil {
+	if !wait {
+		// While one message is on its way, the next fills; a sender
+		// that has filled it too waits for the publisher to take it.
+		for v.outBytes >= maxEnvelope && v.err == nil {
+			v.cond.Wait()
+		}
+		return nil
+	}
+	for v.done < mine && v.err == nil {
 		v.cond.Wait()
 	}
-	if wait {
-		return v.err
-	}
-	return nil
+	return v.err
 }
 
 // pipelined reports whether frames may be published after their sender
@@ -263,6 +303,8 @@ func (u *remoteUpstream) publish(v *remoteVisitor, until uint64) {
 		rest := copy(v.out, v.out[n:])
 		clear(v.out[rest:])
 		v.out = v.out[:rest]
+		v.outBytes -= size
+		v.cond.Broadcast()
 		v.mu.Unlock()
 		err := u.publishBatch(v, v.batch)
 		link.FreeAll(v.batch)
@@ -273,7 +315,7 @@ func (u *remoteUpstream) publish(v *remoteVisitor, until uint64) {
 			v.err = err
 			v.done += uint64(len(v.out))
 			link.FreeAll(v.out)
-			v.out = nil
+			v.out, v.outBytes = nil, 0
 			v.mu.Unlock()
 			v.k.fail(err)
 			v.mu.Lock()
@@ -295,7 +337,15 @@ func (u *remoteUpstream) publishBatch(v *remoteVisitor, bs []*link.Buffer) error
 	clear(v.frames)
 	first := v.sent == 0
 	v.sent++
-	if err := u.s.cfg.Bus.Publish(u.s.ctx, u.node, v.buf); err != nil {
+	ctx := u.s.ctx
+	if !first {
+		// A stream under way waits on a busy Redis rather than fail;
+		// its first message fails fast, to try another way.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, streamPublishTimeout)
+		defer cancel()
+	}
+	if err := u.s.cfg.Bus.Publish(ctx, u.node, v.buf); err != nil {
 		if errors.Is(err, bus.ErrNoSubscriber) {
 			u.s.nodeGone(u.node)
 			if first {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/gorilla/websocket"
+	"golang.org/x/sync/singleflight"
 
 	"keyhole/bus"
 	"keyhole/internal/identity"
@@ -114,10 +115,11 @@ type Server struct {
 	mu      sync.RWMutex // protects tunnels
 	tunnels map[string]*tunnel
 
-	remote remoteStreams // streams this node serves for visitors on other nodes, and the reverse
-	routes routeCache    // which other nodes hold a label, for a moment
-	gone   goneNodes     // other nodes found without a subscriber, for a few seconds
-	ctl    control       // admin calls waiting for other nodes' answers
+	remote  remoteStreams      // streams this node serves for visitors on other nodes, and the reverse
+	routes  routeCache         // which other nodes hold a label, for a moment
+	lookups singleflight.Group // registry lookups under way, by label
+	gone    goneNodes          // other nodes found without a subscriber, for a few seconds
+	ctl     control            // admin calls waiting for other nodes' answers
 
 	blockMu     sync.Mutex // protects blockedKeys
 	blockedKeys map[string]struct{}

@@ -101,13 +101,7 @@ func TestStreamLargeBodiesNoCap(t *testing.T) {
 		case "/down-chunked":
 			io.Copy(w, &pattern{n: size})
 		case "/up":
-			h := sha256.New()
-			n, err := io.Copy(h, r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			fmt.Fprintf(w, "%d %x", n, h.Sum(nil))
+			uploadSum(w, r)
 		}
 	})
 	for _, rt := range routes {

@@ -209,8 +209,9 @@ func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
 // sendBatch queues frames of one stream to be published in order, several
 // to an envelope. Body and credit frames go on from a goroutine while
 // their sender carries on, so that a stream's next bytes are read while
-// the last ones cross Redis: a failure then fails the stream, and later
-// sends. Any other frame (a head, an Error, a teardown) waits until it
+// the last ones cross Redis; their sender waits only once a whole
+// message's worth queues behind the one on its way. A failure then fails
+// the stream, and later sends. Any other frame (a head, an Error, a teardown) waits until it
 // has been published, and its sender publishes itself when nobody else
 // does, so that the first message of a stream can tell a node gone
 // (errNodeGone) before anything ran there.

@@ -22,7 +22,7 @@ import (
 // restarted.
 func TestProcessesSentinelFailover(t *testing.T) {
 	s := redistest.StartSentinel(t, redistest.SentinelOptions{Password: "master-pw-" + rand.Text(), SentinelPassword: "sentinel-pw-" + rand.Text()})
-	addrB, viaB, publicURL, wsPublic := crossNodeClients(t, s.URL())
+	addrA, addrB, viaB, publicURL, wsPublic := crossNodeClients(t, s.URL())
 	checkEcho(t, "through node b, across the Sentinel's master", viaB, publicURL)
 	ws, err := tryWS(addrB, wsPublic)
 	if err != nil {
@@ -87,6 +87,17 @@ func TestProcessesSentinelFailover(t *testing.T) {
 	if d := time.Duration(slowest.Load()); d >= crossNodeFailFast {
 		t.Errorf("a request failed after %v during the failover, want failures within %v", d, crossNodeFailFast)
 	}
+	// Visitors may be served again before a node's bus sees that its
+	// subscription is not on the new master (its watch asks every
+	// second). Moving it may lose messages, so the node fails the
+	// streams across nodes then under way, fast. The failover is over
+	// once both nodes have moved.
+	for _, addr := range []string{addrA, addrB} {
+		waitFor(t, "the bus of the node on "+addr+" to subscribe on the new master", func() bool {
+			_, body := get(t, "http://"+addr+"/_keyhole/metrics", "localhost")
+			return metricValue(body, "keyhole_bus_resubscribed_total") >= 1
+		})
+	}
 	checkEcho(t, "through node b after the failover", viaB, publicURL)
 }
 
@@ -96,7 +107,7 @@ func TestProcessesSentinelFailover(t *testing.T) {
 // b.
 func TestProcessesShardedCluster(t *testing.T) {
 	c := redistest.StartSharded(t, 3)
-	addrB, viaB, publicURL, wsPublic := crossNodeClients(t, c.URL())
+	_, addrB, viaB, publicURL, wsPublic := crossNodeClients(t, c.URL())
 	for i := range 5 {
 		checkEcho(t, fmt.Sprintf("request %d through node b, across the Cluster", i), viaB, publicURL)
 	}
@@ -115,16 +126,16 @@ func TestProcessesShardedCluster(t *testing.T) {
 // crossNodeClients runs proxy processes a and b on redisURL, with an echo
 // client and a WebSocket echo client on node a, and returns node b's
 // address, an HTTP client that reaches it, and the two public URLs.
-func crossNodeClients(t *testing.T, redisURL string) (addrB string, viaB *http.Client, publicURL, wsPublic string) {
+func crossNodeClients(t *testing.T, redisURL string) (addrA, addrB string, viaB *http.Client, publicURL, wsPublic string) {
 	t.Helper()
 	proxyBin, clientBin := buildBinaries(t)
 	secret := "process test secret " + rand.Text()
-	_, addrA := startProxyProcess(t, proxyBin, "a", redisURL, secret)
+	_, addrA = startProxyProcess(t, proxyBin, "a", redisURL, secret)
 	_, addrB = startProxyProcess(t, proxyBin, "b", redisURL, secret)
 	be := backend(t, echo)
 	_, publicURL = startProcess(t, "client", clientBin,
 		"--proxy", "ws://"+addrA, "--target", be.URL, "--key", filepath.Join(t.TempDir(), "client.key"))
 	_, wsPublic = startProcess(t, "ws client", clientBin,
 		"--proxy", "ws://"+addrA, "--target", startWSEcho(t).srv.URL, "--key", filepath.Join(t.TempDir(), "ws-client.key"))
-	return addrB, dialVisitor(addrB, 10*time.Second), publicURL, wsPublic
+	return addrA, addrB, dialVisitor(addrB, 10*time.Second), publicURL, wsPublic
 }

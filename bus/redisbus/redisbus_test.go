@@ -200,12 +200,7 @@ func TestRedisKilled(t *testing.T) {
 	before := runtime.NumGoroutine()
 	a := newBus(t, srv.NewClient(t), prefix, secret)
 	b := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 1000)
-	sub, err := b.Subscribe("b", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	got := collect(t, b, "b", 1000)
 	extra, err := b.Subscribe("extra", func([]byte) {})
 	if err != nil {
 		t.Fatal(err)
@@ -259,16 +254,11 @@ func TestRedisFrozen(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	a := newBus(t, srv.NewClient(t), prefix, secret)
 	b := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 1000)
-	sub, err := b.Subscribe("b", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	got := collect(t, b, "b", 1000)
 
 	srv.Freeze()
 	start := time.Now()
-	err = a.Publish(context.Background(), "b", []byte("frozen"))
+	err := a.Publish(context.Background(), "b", []byte("frozen"))
 	if d := time.Since(start); err == nil || d > promptly {
 		srv.Thaw()
 		t.Fatalf("publish to a frozen Redis: got %v after %v, want an error within %v", err, d, promptly)
@@ -284,12 +274,7 @@ func TestPublishWaitsUntilALaterDeadline(t *testing.T) {
 	prefix := redistest.Prefix(t)
 	a := newBus(t, srv.NewClient(t), prefix, secret)
 	b := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 10)
-	sub, err := b.Subscribe("b", func(m []byte) { got <- bytes.Clone(m) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sub.Close() })
+	got := collect(t, b, "b", 10)
 	waitFlowing(t, a, "b", got)
 
 	const pause = 2 * redisbus.DefaultTimeout
@@ -363,13 +348,21 @@ func listen(t *testing.T) (*redistest.Server, string, *redisbus.Bus, <-chan []by
 	srv := redistest.Start(t)
 	prefix := redistest.Prefix(t)
 	recv := newBus(t, srv.NewClient(t), prefix, secret)
-	got := make(chan []byte, 100)
-	sub, err := recv.Subscribe("n", func(m []byte) { got <- bytes.Clone(m) })
+	got := collect(t, recv, "n", 100)
+	return srv, prefix, recv, got
+}
+
+// collect subscribes b as node until the test ends, and returns a channel
+// of copies of the messages it gets, which holds size.
+func collect(t *testing.T, b *redisbus.Bus, node string, size int) <-chan []byte {
+	t.Helper()
+	got := make(chan []byte, size)
+	sub, err := b.Subscribe(node, func(m []byte) { got <- bytes.Clone(m) })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = sub.Close() })
-	return srv, prefix, recv, got
+	return got
 }
 
 func newBus(t *testing.T, client redis.UniversalClient, prefix string, secret []byte) *redisbus.Bus {

@@ -120,6 +120,14 @@ func (q *Inbox) Err() error {
 	return q.err
 }
 
+// Widen lets the inbox hold n bytes more: the receiver is about to widen
+// the sender's window by n.
+func (q *Inbox) Widen(n int64) {
+	q.mu.Lock()
+	q.maxBytes += n
+	q.mu.Unlock()
+}
+
 // Len is the number of frames waiting.
 func (q *Inbox) Len() int {
 	q.mu.Lock()

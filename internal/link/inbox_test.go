@@ -395,3 +395,28 @@ func TestInboxConcurrent(t *testing.T) {
 		t.Errorf("got %d frames left, want 0", q.Len())
 	}
 }
+
+// TestInboxWiden: a widened inbox takes what the wider window lets the
+// peer send, and still overflows one frame past it.
+func TestInboxWiden(t *testing.T) {
+	big := Cost(messages.MaxChunk)
+	q := NewInbox(100, 2*big, nil)
+	defer q.Release()
+	deliver := func() bool {
+		f, b := pooled(messages.TypeData, sid, messages.MaxChunk, 1)
+		return q.Deliver(f, b)
+	}
+	if !deliver() || !deliver() {
+		t.Fatal("the inbox refused what fits its bound")
+	}
+	q.Widen(big)
+	if !deliver() {
+		t.Fatal("a widened inbox refused a frame within its new bound")
+	}
+	if deliver() {
+		t.Error("a widened inbox took a frame past its new bound")
+	}
+	if !errors.Is(q.Err(), ErrOverflow) {
+		t.Errorf("got Err %v, want ErrOverflow", q.Err())
+	}
+}

@@ -38,6 +38,10 @@ const StreamQueue = messages.InitialWindow + 2*(messages.MaxFrame+slotCost)
 // frames (credit, a head, a teardown) that travel beside its bodies.
 const RelayQueue = StreamQueue + 64<<10
 
+// WideRelayQueue is RelayQueue for the client's side of a stream, whose
+// window the visitor's node may widen to messages.MaxWindow.
+const WideRelayQueue = RelayQueue + messages.MaxWindow - messages.InitialWindow
+
 // NewStreamInbox returns the inbox of a flow-controlled stream, with the
 // window the peer's credit goes to.
 func NewStreamInbox() *Inbox {
@@ -54,6 +58,10 @@ func NewStreamInbox() *Inbox {
 // Grant adds up what a receiver has passed on, to grant it back as credit
 // in increments of a quarter window.
 type Grant struct{ owed int64 }
+
+// Widen adds n to the next grant, widening the sender's window by n; the
+// receiver has made room for n more (Inbox.Widen) first.
+func (g *Grant) Widen(n int64) { g.owed += n }
 
 // Consumed records a frame of n payload bytes passed on. It returns a
 // Credit frame for stream id when enough is owed to grant, else nil.

@@ -207,6 +207,31 @@ func TestGrant(t *testing.T) {
 	}
 }
 
+// TestGrantWiden: a widening is granted with the next frame consumed,
+// added to what is owed, and the sum starts again from zero after it.
+func TestGrantWiden(t *testing.T) {
+	id := messages.ID{7, 7}
+	cost := Cost(1024)
+	var g Grant
+	if b := g.Consumed(id, 1024); b != nil {
+		t.Fatal("a grant after one small frame")
+	}
+	g.Widen(messages.MaxWindow - messages.InitialWindow)
+	b := g.Consumed(id, 1024)
+	if b == nil {
+		t.Fatal("no grant after a widening")
+	}
+	f, _ := messages.Parse(b.B)
+	n, err := messages.ParseCredit(f.Payload)
+	if want := 2*cost + messages.MaxWindow - messages.InitialWindow; err != nil || int64(n) != want {
+		t.Errorf("got an increment of %d (%v), want %d", n, err, want)
+	}
+	b.Free()
+	if b := g.Consumed(id, 1024); b != nil {
+		t.Error("a grant right after the widening one")
+	}
+}
+
 // TestCost: what a frame costs against a window (PROTOCOL.md section 9.3).
 func TestCost(t *testing.T) {
 	for _, tc := range []struct {

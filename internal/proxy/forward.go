@@ -24,6 +24,11 @@ type upstream interface {
 	// credit reports whether the far end grants credit for HTTP bodies
 	// (link revision 2); when it does not, bodies go without waiting.
 	credit() bool
+	// widen is how much wider than messages.InitialWindow a response
+	// body's window may grow while its visitor keeps up: across nodes,
+	// where credit takes longer to come back, a window of its own size
+	// would leave the sender waiting.
+	widen() int64
 }
 
 // errRetry means the link went away before the client saw anything it

@@ -52,7 +52,7 @@ func (s *Server) openRelay(key relayKey, label string, ws bool) *relay {
 		rl.l = t.pick(nil)
 	}
 	if rl.credited() {
-		rl.in = link.NewInbox(1<<20, link.RelayQueue, nil)
+		rl.in = link.NewInbox(1<<20, link.WideRelayQueue, nil)
 	} else {
 		rl.in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}

@@ -202,6 +202,8 @@ func (u *remoteUpstream) detach(id messages.ID) {
 // for a client of link revision 1 itself (see openRelay).
 func (u *remoteUpstream) credit() bool { return true }
 
+func (u *remoteUpstream) widen() int64 { return messages.MaxWindow - messages.InitialWindow }
+
 func (u *remoteUpstream) send(ctx context.Context, b *link.Buffer) error {
 	return u.sendBatch(ctx, b)
 }

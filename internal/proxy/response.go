@@ -97,6 +97,7 @@ func (s *Server) writeHead(w http.ResponseWriter, r *http.Request, head *message
 func (s *Server) copyResponse(ctx context.Context, w http.ResponseWriter, r *http.Request, up upstream, st *stream, length int64) {
 	var n int64
 	var grant link.Grant
+	widen := up.widen()
 	rc := http.NewResponseController(w)
 	abort := func(err error) {
 		noteFailure(w, err)
@@ -149,6 +150,13 @@ func (s *Server) copyResponse(ctx context.Context, w http.ResponseWriter, r *htt
 			rc.Flush() // stream as it arrives: nothing else is waiting
 		}
 		if up.credit() {
+			if widen > 0 && n >= messages.InitialWindow/4 && st.Len() == 0 {
+				// The visitor took all there was: the window, not the
+				// visitor, holds the body back. Widen it, once.
+				st.Widen(widen)
+				grant.Widen(widen)
+				widen = 0
+			}
 			if c := grant.Consumed(st.id, size); c != nil {
 				up.send(ctx, c)
 			}

@@ -192,6 +192,8 @@ func (l *clientLink) leave() {
 
 func (l *clientLink) credit() bool { return l.revision >= 2 }
 
+func (l *clientLink) widen() int64 { return 0 }
+
 func (l *clientLink) send(ctx context.Context, b *link.Buffer) error {
 	return l.conn.Send(ctx, b)
 }

@@ -406,8 +406,10 @@ func TestInboxWiden(t *testing.T) {
 		f, b := pooled(messages.TypeData, sid, messages.MaxChunk, 1)
 		return q.Deliver(f, b)
 	}
-	if !deliver() || !deliver() {
-		t.Fatal("the inbox refused what fits its bound")
+	for i := range 2 {
+		if !deliver() {
+			t.Fatalf("frame %d: the inbox refused what fits its bound", i)
+		}
 	}
 	q.Widen(big)
 	if !deliver() {

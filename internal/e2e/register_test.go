@@ -19,7 +19,13 @@ import (
 // challenge, as a hand-written client would.
 func rawLink(t *testing.T, p *testProxy) (*websocket.Conn, messages.Challenge) {
 	t.Helper()
-	ws, _, err := websocket.DefaultDialer.Dial(p.wsURL()+proxy.ConnectPath, nil)
+	return rawLinkWith(t, p, nil)
+}
+
+// rawLinkWith is rawLink with the upgrade's header fields h.
+func rawLinkWith(t *testing.T, p *testProxy, h http.Header) (*websocket.Conn, messages.Challenge) {
+	t.Helper()
+	ws, _, err := websocket.DefaultDialer.Dial(p.wsURL()+proxy.ConnectPath, h)
 	if err != nil {
 		t.Fatal(err)
 	}

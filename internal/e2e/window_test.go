@@ -97,20 +97,10 @@ func TestStreamWindowWidensAcrossNodes(t *testing.T) {
 // tunnel's URL.
 func revision2Link(t *testing.T, p *testProxy) (*websocket.Conn, string) {
 	t.Helper()
-	h := http.Header{messages.RevisionHeader: {"2"}}
-	ws, _, err := websocket.DefaultDialer.Dial(p.wsURL()+proxy.ConnectPath, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ws.Close() })
-	f := readRaw(t, ws)
-	ch, err := messages.ParseChallenge(f.Payload)
-	if f.Type != messages.TypeChallenge || err != nil {
-		t.Fatalf("got %v (%v) first, want Challenge", f.Type, err)
-	}
+	ws, ch := rawLinkWith(t, p, http.Header{messages.RevisionHeader: {"2"}})
 	reg := identity.Register(newKey(t), ch, [16]byte{}, time.Now())
 	sendRaw(t, ws, messages.TypeRegistrationRequest, reg.Append(nil))
-	f = readRaw(t, ws)
+	f := readRaw(t, ws)
 	if f.Type != messages.TypeRegistrationResponse {
 		t.Fatalf("registration: got %v, want RegistrationResponse", f.Type)
 	}

@@ -212,6 +212,37 @@ func TestRewriteKeepsRoutesVisible(t *testing.T) {
 	}
 }
 
+// TestLookupAcrossARewrite: a Lookup that reads a route just before its
+// node writes it again under a new epoch, and the lease just after that
+// rewrite has ended, still finds the route.
+func TestLookupAcrossARewrite(t *testing.T) {
+	srv := redistest.Start(t)
+	opts := redisreg.Options{Prefix: redistest.Prefix(t)}
+	a := newRegistry(t, srv.NewClient(t), opts)
+	b := newRegistry(t, srv.NewClient(t), opts)
+	announce(t, a, "label", "node-a")
+	rewrites := 0
+	b.AfterRouteRead(func() {
+		if rewrites == 0 {
+			rewrites++
+			if err := a.Rewrite("node-a"); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	got, err := b.Lookup(context.Background(), "label")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "node-a" {
+		t.Errorf("lookup across a rewrite: got %q, want [node-a]", got)
+	}
+	if rewrites != 1 {
+		t.Errorf("rewrites during the lookup: got %d, want 1", rewrites)
+	}
+	expect(t, b, "label", "node-a")
+}
+
 // counter is the value of the metrics counter name of r, 0 if it has none.
 func counter(r *redisreg.Registry, name string) uint64 {
 	for _, c := range r.Counters() {

@@ -27,16 +27,11 @@ func (r *Registry) Lookup(ctx context.Context, label string) ([]string, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.opts.Timeout)
 	defer cancel()
-	routes, err := r.client.HGetAll(ctx, r.keys.route(label)).Result()
+	routes, err := r.validRoutes(ctx, label)
 	if err != nil {
 		r.stats.lookupErrors.Add(1)
 		r.reloadSlots()
 		return nil, fmt.Errorf("redisreg: lookup %q: %w", label, err)
-	}
-	if err := r.checkLeases(ctx, routes); err != nil {
-		r.stats.lookupErrors.Add(1)
-		r.reloadSlots()
-		return nil, fmt.Errorf("redisreg: lookup %q: leases: %w", label, err)
 	}
 	nodes := make([]string, 0, len(routes))
 	for node, epoch := range routes {
@@ -50,6 +45,60 @@ func (r *Registry) Lookup(ctx context.Context, label string) ([]string, error) {
 		_ = r.unlock.Run(ctx, r.client, []string{r.keys.route(label)}, node, epoch).Err()
 	}
 	return nodes, nil
+}
+
+// maxRouteReads bounds how often validRoutes reads a label's routes.
+const maxRouteReads = 3
+
+// validRoutes reads label's routes and the leases they need. A route
+// read before its node wrote it again under a new epoch, with the lease
+// read after that rewrite ended, looks stale though the route is live;
+// so a route whose lease does not hold it is read once more, and judged
+// on what it holds now, as long as its epoch keeps changing.
+func (r *Registry) validRoutes(ctx context.Context, label string) (map[string]string, error) {
+	routes, err := r.client.HGetAll(ctx, r.keys.route(label)).Result()
+	for reads := 1; ; reads++ {
+		if err != nil {
+			return nil, err
+		}
+		if r.afterRouteRead != nil {
+			r.afterRouteRead()
+		}
+		if err := r.checkLeases(ctx, routes); err != nil {
+			return nil, fmt.Errorf("leases: %w", err)
+		}
+		if reads == maxRouteReads || !r.anyStale(routes) {
+			return routes, nil
+		}
+		var again map[string]string
+		again, err = r.client.HGetAll(ctx, r.keys.route(label)).Result()
+		if err == nil && !changedStale(routes, again, r.leases.holds) {
+			return routes, nil
+		}
+		routes = again
+	}
+}
+
+// anyStale reports whether a route in routes carries an epoch its
+// node's lease, as last read, does not hold.
+func (r *Registry) anyStale(routes map[string]string) bool {
+	for node, epoch := range routes {
+		if !r.leases.holds(node, epoch) {
+			return true
+		}
+	}
+	return false
+}
+
+// changedStale reports whether a route that was stale in before carries
+// another epoch in after.
+func changedStale(before, after map[string]string, holds func(node, epoch string) bool) bool {
+	for node, epoch := range before {
+		if !holds(node, epoch) && after[node] != epoch && after[node] != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // checkLeases reads the leases of the nodes in routes that the cache does

@@ -133,6 +133,8 @@ type Registry struct {
 	stop chan struct{} // closed by Close to end the renewal goroutine
 	done chan struct{} // closed when the renewal goroutine has returned
 	down atomic.Bool   // the last renewal failed; for logging changes only
+
+	afterRouteRead func() // tests: runs in a Lookup between reading a route and its lease
 }
 
 var _ registry.Registry = (*Registry)(nil)

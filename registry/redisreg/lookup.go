@@ -72,7 +72,7 @@ func (r *Registry) validRoutes(ctx context.Context, label string) (map[string]st
 		}
 		var again map[string]string
 		again, err = r.client.HGetAll(ctx, r.keys.route(label)).Result()
-		if err == nil && !changedStale(routes, again, r.leases.holds) {
+		if err == nil && !r.changedStale(routes, again) {
 			return routes, nil
 		}
 		routes = again
@@ -92,9 +92,9 @@ func (r *Registry) anyStale(routes map[string]string) bool {
 
 // changedStale reports whether a route that was stale in before carries
 // another epoch in after.
-func changedStale(before, after map[string]string, holds func(node, epoch string) bool) bool {
+func (r *Registry) changedStale(before, after map[string]string) bool {
 	for node, epoch := range before {
-		if !holds(node, epoch) && after[node] != epoch && after[node] != "" {
+		if !r.leases.holds(node, epoch) && after[node] != epoch && after[node] != "" {
 			return true
 		}
 	}

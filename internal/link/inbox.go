@@ -37,6 +37,15 @@ type Inbox struct {
 	err    error
 	first  [2]Inbound // q's backing while it holds few frames: a request's head and body
 
+	// inline, when set, is offered a frame that arrives while the
+	// consumer waits with nothing queued (see SetInline). waiting: the
+	// consumer found the queue empty and has taken nothing since;
+	// inlining: a deliverer is running inline, as the consumer.
+	inline    func(*Inbound) bool
+	waiting   bool
+	inlining  bool
+	inlineEnd sync.Cond // on mu: an inline run ended
+
 	notify chan struct{} // a frame was queued
 	once   sync.Once
 	gone   chan struct{} // closed by Fail
@@ -53,12 +62,31 @@ func NewInbox(frames int, bytes int64, win *Window) *Inbox {
 func (q *Inbox) init(frames int, bytes int64, win *Window) {
 	q.maxFrames, q.maxBytes, q.win = frames, bytes, win
 	q.q = q.first[:0]
+	q.inlineEnd.L = &q.mu
 	q.notify = make(chan struct{}, 1)
 	q.gone = make(chan struct{})
 }
 
 // Window is the stream's send window, or nil.
 func (q *Inbox) Window() *Window { return q.win }
+
+// SetInline lets f deal with a frame on the deliverer's goroutine, in
+// place of the consumer, when the frame arrives while the consumer waits
+// with nothing queued: a consumer that keeps up is then not woken for
+// each frame. f runs as the consumer would, never at the same time as it
+// nor as another f, and after everything the consumer took before; it
+// must not block. It returns true when it has dealt with the frame (its
+// buffer is then f's), false to have the frame, as *m then holds it,
+// queued for the consumer. A nil f stops it: SetInline returns once an
+// f that was running has returned.
+func (q *Inbox) SetInline(f func(m *Inbound) bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.inline = f
+	for f == nil && q.inlining {
+		q.inlineEnd.Wait()
+	}
+}
 
 // Deliver queues a frame, taking b. It reports false, having failed the
 // inbox, when the frame does not fit.
@@ -72,6 +100,25 @@ func (q *Inbox) Deliver(f messages.Frame, b *Buffer) bool {
 		return true
 	}
 	q.mu.Lock()
+	if q.inline != nil && q.waiting && !q.inlining && q.head == len(q.q) && q.err == nil {
+		inline := q.inline
+		q.inlining = true
+		q.mu.Unlock()
+		m := Inbound{f, b}
+		done := inline(&m)
+		q.mu.Lock()
+		q.inlining = false
+		q.inlineEnd.Broadcast()
+		if done {
+			wake := q.head < len(q.q) // queued by another deliverer meanwhile
+			q.mu.Unlock()
+			if wake {
+				q.wake()
+			}
+			return true
+		}
+		f, b = m.F, m.B
+	}
 	if len(b.B) <= copyBelow && cap(b.B) > copyBelow && len(q.q) > q.head {
 		// Frames are waiting: a small one waits in a buffer of its own
 		// size. A consumer keeping up takes it from the pooled one; the
@@ -91,11 +138,15 @@ func (q *Inbox) Deliver(f messages.Frame, b *Buffer) bool {
 	q.q = append(q.q, Inbound{f, b})
 	q.queued += size
 	q.mu.Unlock()
+	q.wake()
+	return true
+}
+
+func (q *Inbox) wake() {
 	select {
 	case q.notify <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 func cost(b *Buffer) int64 { return int64(cap(b.B)) + slotCost }
@@ -164,9 +215,14 @@ func (q *Inbox) NextBefore(ctx context.Context, expiry <-chan time.Time, expired
 func (q *Inbox) pop() (Inbound, bool, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	if q.inlining {
+		return Inbound{}, false, nil // the deliverer wakes the consumer after
+	}
 	if q.head == len(q.q) {
+		q.waiting = true
 		return Inbound{}, false, q.err
 	}
+	q.waiting = false
 	m := q.q[q.head]
 	q.q[q.head] = Inbound{}
 	q.head++

@@ -422,3 +422,141 @@ func TestInboxWiden(t *testing.T) {
 		t.Errorf("got Err %v, want ErrOverflow", q.Err())
 	}
 }
+
+// TestInboxInline: a frame that arrives while the consumer waits on an
+// empty inbox goes to the inline function, which either deals with it or
+// hands it back, possibly changed, to be queued. Inline and consumer see
+// every frame once, in order, and take turns: they share a slice without
+// a lock, which the race detector would catch. With a busy consumer,
+// frames queue; after SetInline(nil) no frame goes inline.
+func TestInboxInline(t *testing.T) {
+	const n, window = 20000, 16
+	w := NewWindow(window)
+	q := NewInbox(window, 1<<30, nil)
+	defer q.Release()
+	var seen []int // by inline and consumer, in turn
+	var inlined, handed int
+	q.SetInline(func(m *Inbound) bool {
+		i := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		if i%5 == 0 {
+			m.F.Payload[3] = 0xee // handed back, marked
+			handed++
+			return false
+		}
+		seen = append(seen, i)
+		inlined++
+		m.B.Free()
+		w.Add(1)
+		return true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	produced := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			if err := w.Acquire(ctx, q.Done(), 1); err != nil {
+				produced <- err
+				return
+			}
+			p := [4]byte{byte(i), byte(i >> 8), byte(i >> 16)}
+			f, b := own(messages.TypeData, sid, p[:])
+			if !q.Deliver(f, b) {
+				produced <- q.Err()
+				return
+			}
+			if i%64 == 0 {
+				runtime.Gosched()
+			}
+		}
+		produced <- nil
+	}()
+	var queued, marked int
+	for len(seen) < n {
+		m, err := q.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d frames: %v", len(seen), err)
+		}
+		i := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		if m.F.Payload[3] == 0xee {
+			marked++
+		}
+		m.B.Free()
+		seen = append(seen, i)
+		queued++
+		w.Add(1)
+		if queued%7 == 0 {
+			time.Sleep(10 * time.Microsecond) // a busy consumer: frames queue
+		}
+	}
+	if err := <-produced; err != nil {
+		t.Fatalf("producer: %v", err)
+	}
+	for i, got := range seen {
+		if got != i {
+			t.Fatalf("frame %d came as the %dth", got, i)
+		}
+	}
+	if inlined == 0 || queued == 0 || handed == 0 {
+		t.Errorf("%d frames inline, %d handed back and %d queued: want some of each", inlined, handed, queued)
+	}
+	if marked != handed {
+		t.Errorf("%d frames came as inline handed them back, want %d", marked, handed)
+	}
+
+	q.SetInline(func(*Inbound) bool { t.Error("inline after SetInline(nil)"); return false })
+	q.SetInline(nil)
+	done := make(chan Inbound)
+	go func() {
+		m, _ := q.Next(ctx)
+		done <- m
+	}()
+	time.Sleep(blocked)
+	f, b := own(messages.TypeData, sid, []byte("last"))
+	q.Deliver(f, b)
+	if m := <-done; string(m.F.Payload) != "last" {
+		t.Errorf("got %q, want the frame queued", m.F.Payload)
+	} else {
+		m.B.Free()
+	}
+}
+
+// TestInboxSetInlineWaits: SetInline(nil) returns only once an inline run
+// that had begun has returned.
+func TestInboxSetInlineWaits(t *testing.T) {
+	q := NewInbox(10, 1<<20, nil)
+	defer q.Release()
+	entered, release := make(chan struct{}), make(chan struct{})
+	q.SetInline(func(m *Inbound) bool {
+		close(entered)
+		<-release
+		m.B.Free()
+		return true
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	go q.Next(ctx) // the consumer waits
+	defer cancel()
+	for q.Len() == 0 && !func() bool { q.mu.Lock(); defer q.mu.Unlock(); return q.waiting }() {
+		time.Sleep(time.Millisecond)
+	}
+	go func() {
+		f, b := own(messages.TypeData, sid, []byte("x"))
+		q.Deliver(f, b)
+	}()
+	<-entered
+	stopped := make(chan struct{})
+	go func() {
+		q.SetInline(nil)
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+		t.Fatal("SetInline(nil) returned while inline ran")
+	case <-time.After(blocked):
+	}
+	close(release)
+	select {
+	case <-stopped:
+	case <-time.After(5 * time.Second):
+		t.Fatal("SetInline(nil) still waits after inline returned")
+	}
+}

@@ -152,7 +152,7 @@ func (r *recorder) wrap(c net.Conn) net.Conn {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.conn, r.on = c, true
-	return &recordingConn{DeadlineConn: wsrelay.DeadlineConn{Conn: c}, r: r}
+	return &recordingConn{Conn: wsrelay.NewConn(c, true), r: r}
 }
 
 // stop ends recording once the handshake succeeded.
@@ -192,10 +192,10 @@ func (r *recorder) reread(req *http.Request) (*http.Response, error) {
 }
 
 // recordingConn is the service's WebSocket connection: it records the
-// handshake's answer while the recorder is on, and keeps its write
-// deadline as wsrelay.DeadlineConn does.
+// handshake's answer while the recorder is on; its writes are a
+// wsrelay.Conn's.
 type recordingConn struct {
-	wsrelay.DeadlineConn
+	*wsrelay.Conn
 	r *recorder
 }
 

@@ -65,7 +65,7 @@ func (v *visit) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	v.status = http.StatusSwitchingProtocols
-	v.conn = &countedConn{DeadlineConn: wsrelay.DeadlineConn{Conn: c}}
+	v.conn = &countedConn{Conn: wsrelay.NewConn(c, false)}
 	return v.conn, rw, nil
 }
 
@@ -86,22 +86,16 @@ func (b *countedBody) Read(p []byte) (int, error) {
 
 func (b *countedBody) Close() error { return b.body.Close() }
 
-// countedConn counts a hijacked connection's bytes each way, and keeps
-// its write deadline as wsrelay.DeadlineConn does.
+// countedConn counts the bytes a hijacked connection reads; its writes,
+// which it counts too, are a wsrelay.Conn's.
 type countedConn struct {
-	wsrelay.DeadlineConn
-	in, out atomic.Int64
+	*wsrelay.Conn
+	in atomic.Int64
 }
 
 func (c *countedConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	c.in.Add(int64(n))
-	return n, err
-}
-
-func (c *countedConn) Write(p []byte) (int, error) {
-	n, err := c.Conn.Write(p)
-	c.out.Add(int64(n))
 	return n, err
 }
 
@@ -148,7 +142,7 @@ func (s *Server) endVisit(v *visit, r *http.Request, host string) {
 	d := time.Since(v.start)
 	in, out := v.in.Load(), v.out
 	if v.conn != nil {
-		in, out = v.conn.in.Load(), v.conn.out.Load()
+		in, out = v.conn.in.Load(), v.conn.Written()
 	}
 	s.stats.VisitorBytesIn.Add(in)
 	s.stats.VisitorBytesOut.Add(out)

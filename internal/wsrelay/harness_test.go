@@ -58,6 +58,8 @@ func (m *memStream) Done() <-chan struct{} { return m.in.Done() }
 func (m *memStream) Err() error            { return m.in.Err() }
 func (m *memStream) Window() *link.Window  { return m.in.Window() }
 
+func (m *memStream) SetInline(f func(*link.Inbound) bool) { m.in.SetInline(f) }
+
 var _ Stream = (*memStream)(nil)
 
 // tunnel runs a relay on each side of an in-memory stream: one toward a
@@ -69,7 +71,11 @@ type tunnel struct {
 	service chan *websocket.Conn // the service's end of each socket
 }
 
-func newTunnel(t *testing.T) *tunnel {
+func newTunnel(t *testing.T) *tunnel { return newTunnelBuffered(t, 0) }
+
+// newTunnelBuffered is newTunnel with the visitor's socket, on the
+// proxy's side, sending through a buffer of sndbuf bytes if not 0.
+func newTunnelBuffered(t *testing.T, sndbuf int) *tunnel {
 	t.Helper()
 	tun := &tunnel{service: make(chan *websocket.Conn, 4)}
 	svc := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -81,12 +87,21 @@ func newTunnel(t *testing.T) *tunnel {
 	}))
 	t.Cleanup(svc.Close)
 	ctx, cancel := context.WithCancel(context.Background())
+	// Both relays' sockets are Conns, as the proxy's and the client's
+	// are, so that messages are written inline.
+	dialer := websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := new(net.Dialer).DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return NewConn(c, true), nil
+	}}
 	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		visitor, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+		visitor, err := (&websocket.Upgrader{}).Upgrade(hijackConn{w, sndbuf}, r, nil)
 		if err != nil {
 			return
 		}
-		toService, _, err := websocket.DefaultDialer.Dial(wsURL(svc.URL), nil)
+		toService, _, err := dialer.Dial(wsURL(svc.URL), nil)
 		if err != nil {
 			visitor.Close()
 			return
@@ -105,12 +120,34 @@ func newTunnel(t *testing.T) *tunnel {
 	return tun
 }
 
+// hijackConn hands the upgrader its connection as a Conn.
+type hijackConn struct {
+	http.ResponseWriter
+	sndbuf int
+}
+
+func (h hijackConn) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	c, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if h.sndbuf > 0 {
+		c.(*net.TCPConn).SetWriteBuffer(h.sndbuf)
+	}
+	return NewConn(c, false), rw, nil
+}
+
 func wsURL(u string) string { return strings.Replace(u, "http", "ws", 1) }
 
 // dial connects a gorilla visitor and returns it with the service's end.
 func (tun *tunnel) dial(t *testing.T) (visitor, service *websocket.Conn) {
 	t.Helper()
-	visitor, _, err := websocket.DefaultDialer.Dial(tun.url, nil)
+	return tun.dialWith(t, websocket.DefaultDialer)
+}
+
+func (tun *tunnel) dialWith(t *testing.T, d *websocket.Dialer) (visitor, service *websocket.Conn) {
+	t.Helper()
+	visitor, _, err := d.Dial(tun.url, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

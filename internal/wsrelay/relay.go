@@ -33,6 +33,9 @@ type Stream interface {
 	Err() error
 	// Window is the credit the far side grants this side to send.
 	Window() *link.Window
+	// SetInline lets f deal with a frame on the link's reader while the
+	// relay waits for one, as link.Inbox does.
+	SetInline(f func(m *link.Inbound) bool)
 }
 
 // Options tune a relay. Zero values mean the defaults.
@@ -42,8 +45,8 @@ type Options struct {
 	WriteTimeout time.Duration // one message to the socket; default 30 s
 	// Tap, when set, sees every piece of every message relayed, both
 	// ways (fromSocket: read from ws), before it goes on; it must not
-	// keep p nor block. Each way calls it from one goroutine, so the
-	// two ways may run at once but never one way twice.
+	// keep p nor block. The two ways may call it at once, but never one
+	// way twice at once.
 	Tap func(fromSocket, text bool, p []byte, end bool)
 }
 
@@ -79,6 +82,9 @@ func Relay(ctx context.Context, ws *websocket.Conn, st Stream, opts Options) err
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	r := &relay{ws: ws, st: st, opts: opts}
+	if c, ok := ws.NetConn().(interface{ Socket() *Conn }); ok && c.Socket().raw != nil {
+		r.sock = c.Socket()
+	}
 	read := make(chan error, 1)
 	write := make(chan error, 1)
 	go func() { read <- r.toStream(ctx) }()
@@ -103,7 +109,22 @@ type relay struct {
 	ws   *websocket.Conn
 	st   Stream
 	opts Options
+	sock *Conn // under ws, if messages can be written inline; else nil
+
+	// What toSocket knows of the messages it writes. The link's reader
+	// uses it too, in its place, when it writes a message itself
+	// (inline): the inbox makes the two take turns.
+	w        io.WriteCloser // the message being written, if it spans frames
+	check    textCheck
+	text     *textCheck // &check while a text message is open
+	consumed int64      // credit to grant back
+	onWire   bool       // the next frame was written inline, in part: flush the rest
+	tapped   bool       // the next frame was tapped inline, but not written
 }
+
+// creditEvery is how many bytes written to the socket earn the far side
+// a Credit frame.
+const creditEvery = messages.InitialWindow / 4
 
 // await waits a bounded time for the other direction to finish its half
 // of the closing handshake.
@@ -233,11 +254,12 @@ func (r *relay) teardown(ctx context.Context, code int, text string) {
 }
 
 // toSocket writes the far side's messages to the socket until a teardown.
+// While it waits, the link's reader writes what it can itself (inline).
 func (r *relay) toSocket(ctx context.Context) error {
-	var w io.WriteCloser
-	var check textCheck
-	var text *textCheck // &check while a text message is open
-	var consumed int64  // credit to grant back
+	if r.sock != nil {
+		r.st.SetInline(r.inline)
+		defer r.st.SetInline(nil)
+	}
 	for {
 		m, err := r.st.Next(ctx)
 		if err != nil {
@@ -249,48 +271,14 @@ func (r *relay) toSocket(ctx context.Context) error {
 		f := m.F
 		switch f.Type {
 		case messages.TypeWSMessage:
-			whole := w == nil && f.End() // a message in one frame: written at once
-			typ := websocket.BinaryMessage
-			if w == nil {
-				text = nil
-				if f.Flags&messages.FlagText != 0 {
-					typ = websocket.TextMessage
-					text = &check
-				}
-				r.ws.SetWriteDeadline(time.Now().Add(r.opts.WriteTimeout))
-				if !whole {
-					if w, err = r.ws.NextWriter(typ); err != nil {
-						m.B.Free()
-						return err
-					}
-				}
-			}
-			if text != nil && (!text.add(f.Payload) || f.End() && !text.end()) {
+			if err := r.writeMessage(ctx, f); err != nil {
 				m.B.Free()
-				return r.fail(ctx, CodeInvalidText, invalidText, false)
-			}
-			if r.opts.Tap != nil {
-				r.opts.Tap(false, f.Flags&messages.FlagText != 0, f.Payload, f.End())
-			}
-			switch {
-			case whole:
-				// Without the message writer NextWriter allocates, on a
-				// server's socket.
-				err = r.ws.WriteMessage(typ, f.Payload)
-			default:
-				_, err = w.Write(f.Payload)
-				if err == nil && f.End() {
-					err, w = w.Close(), nil
-				}
-			}
-			consumed += link.Cost(len(f.Payload))
-			m.B.Free()
-			if err != nil {
 				return err
 			}
-			if consumed >= messages.InitialWindow/4 {
-				r.st.Send(ctx, link.Frame(messages.TypeCredit, 0, r.st.ID(), messages.AppendCredit(nil, uint32(consumed))))
-				consumed = 0
+			m.B.Free()
+			if r.consumed >= creditEvery {
+				r.st.Send(ctx, link.Frame(messages.TypeCredit, 0, r.st.ID(), messages.AppendCredit(nil, uint32(r.consumed))))
+				r.consumed = 0
 			}
 		case messages.TypeWSTeardown:
 			st, _ := messages.ParseStatus(f.Payload)
@@ -308,6 +296,84 @@ func (r *relay) toSocket(ctx context.Context) error {
 	}
 }
 
+// writeMessage writes one WSMessage frame's piece of a message.
+func (r *relay) writeMessage(ctx context.Context, f messages.Frame) error {
+	if r.onWire {
+		// Written inline, in part: the socket holds the rest.
+		r.onWire = false
+		return r.sock.Flush(time.Now().Add(r.opts.WriteTimeout))
+	}
+	whole := r.w == nil && f.End() // a message in one frame: written at once
+	typ := websocket.BinaryMessage
+	if r.w == nil {
+		r.text = nil
+		if f.Flags&messages.FlagText != 0 {
+			typ = websocket.TextMessage
+			r.text = &r.check
+		}
+		r.ws.SetWriteDeadline(time.Now().Add(r.opts.WriteTimeout))
+		if !whole {
+			var err error
+			if r.w, err = r.ws.NextWriter(typ); err != nil {
+				return err
+			}
+		}
+	}
+	if r.text != nil && (!r.text.add(f.Payload) || f.End() && !r.text.end()) {
+		return r.fail(ctx, CodeInvalidText, invalidText, false)
+	}
+	if r.opts.Tap != nil && !r.tapped {
+		r.opts.Tap(false, f.Flags&messages.FlagText != 0, f.Payload, f.End())
+	}
+	r.tapped = false
+	var err error
+	switch {
+	case whole:
+		// Without the message writer NextWriter allocates, on a
+		// server's socket.
+		err = r.ws.WriteMessage(typ, f.Payload)
+	default:
+		_, err = r.w.Write(f.Payload)
+		if err == nil && f.End() {
+			err, r.w = r.w.Close(), nil
+		}
+	}
+	r.consumed += link.Cost(len(f.Payload))
+	return err
+}
+
+// inline writes a message of one frame straight from the link's reader,
+// in toSocket's place, when the socket takes it at once; anything else
+// (a message in pieces, a text that is not UTF-8, a Credit to grant, a
+// full socket) it leaves to toSocket. A frame the socket took only part
+// of goes to toSocket as well, to write the rest.
+func (r *relay) inline(m *link.Inbound) bool {
+	f := m.F
+	n := link.Cost(len(f.Payload))
+	if f.Type != messages.TypeWSMessage || !f.End() || r.w != nil || r.onWire || r.consumed+n >= creditEvery {
+		return false
+	}
+	text := f.Flags&messages.FlagText != 0
+	if text && !utf8.Valid(f.Payload) {
+		return false
+	}
+	if r.opts.Tap != nil {
+		r.opts.Tap(false, text, f.Payload, true) // before the far end can answer
+	}
+	began, whole := r.sock.TryWriteMessage(text, f.Payload)
+	if !began {
+		r.tapped = true
+		return false
+	}
+	r.consumed += n
+	if !whole {
+		r.onWire = true
+		return false
+	}
+	m.B.Free()
+	return true
+}
+
 // writeClose sends a close frame, mapping codes that may not appear on
 // the wire: 1005 (no status) becomes a close with no status, 1006
 // (connection lost) becomes 1001, anything else invalid becomes 1011.
@@ -323,7 +389,12 @@ func (r *relay) writeClose(code int, text string) {
 	default:
 		payload = websocket.FormatCloseMessage(CodeInternal, truncate(text))
 	}
+	// The close frame waits for whatever holds the socket, a message
+	// to a reader too slow perhaps: one that cannot go within the
+	// second ends the socket instead.
+	stuck := time.AfterFunc(time.Second, func() { r.ws.Close() })
 	r.ws.WriteControl(websocket.CloseMessage, payload, time.Now().Add(time.Second))
+	stuck.Stop()
 }
 
 // validCode reports whether a close code may be sent (RFC 6455 7.4).

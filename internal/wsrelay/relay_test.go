@@ -2,8 +2,12 @@ package wsrelay
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +175,84 @@ func TestRelayBadControlFrames(t *testing.T) {
 			t.Errorf("got op %d, %d bytes, %v; want a pong of 125 bytes", op, len(got), err)
 		}
 	})
+}
+
+// TestRelaySlowVisitor: a service sends messages of many sizes, whole and
+// in fragments, faster than the visitor reads, whose socket then fills,
+// while the visitor pings: every message reaches the visitor whole, in
+// order, and every ping is answered. Written straight from the stream's
+// side while the socket takes them, then by the relay once it is full,
+// the messages and the pongs share the socket without mixing.
+func TestRelaySlowVisitor(t *testing.T) {
+	tun := newTunnelBuffered(t, 16<<10)
+	small := &websocket.Dialer{NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := new(net.Dialer).DialContext(ctx, network, addr)
+		if err == nil {
+			c.(*net.TCPConn).SetReadBuffer(64 << 10)
+		}
+		return c, err
+	}}
+	visitor, service := tun.dialWith(t, small)
+	const n = 1500
+	msg := func(i int) (int, []byte) {
+		size := []int{1, 100, 1000, 3000, 9000, 12000}[i%6] + i%1000
+		if i%100 == 99 {
+			size = 70000 // in pieces
+		}
+		typ := websocket.BinaryMessage
+		if i%4 == 0 {
+			typ = websocket.TextMessage
+		}
+		return typ, bytes.Repeat([]byte{'a' + byte(i%26)}, size)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		for i := 0; i < n; i++ {
+			typ, p := msg(i)
+			service.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := service.WriteMessage(typ, p); err != nil {
+				sent <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+			if i < 60 {
+				// One at a time at first, so each finds the relay
+				// waiting and goes inline until the socket is full.
+				time.Sleep(2 * time.Millisecond)
+			}
+		}
+		sent <- nil
+	}()
+	var pongs atomic.Int64
+	visitor.SetPongHandler(func(string) error { pongs.Add(1); return nil })
+	time.Sleep(500 * time.Millisecond) // the visitor's socket fills
+	var pings int64
+	for i := 0; i < n; i++ {
+		if i%50 == 0 {
+			if err := visitor.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(5*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+			pings++
+		}
+		visitor.SetReadDeadline(time.Now().Add(10 * time.Second))
+		typ, got, err := visitor.ReadMessage()
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		wantTyp, want := msg(i)
+		if typ != wantTyp || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: got type %d, %d bytes; want type %d, %d bytes", i, typ, len(got), wantTyp, len(want))
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	// A pong may come after the last message: read on while the
+	// service sends more.
+	for end := time.Now().Add(5 * time.Second); pongs.Load() < pings && time.Now().Before(end); {
+		service.WriteMessage(websocket.TextMessage, []byte("more"))
+		visitor.ReadMessage()
+	}
+	if got := pongs.Load(); got != pings {
+		t.Errorf("got %d pongs for %d pings", got, pings)
+	}
 }

@@ -341,16 +341,10 @@ func TestInboxReleaseFrees(t *testing.T) {
 	}
 }
 
-// TestInboxConcurrent: one producer and one consumer, the producer kept
-// inside a small inbox by a window the consumer refills: every frame
-// comes out once, in order, and nothing overflows. Run it with -race.
-func TestInboxConcurrent(t *testing.T) {
-	const n, window = 20000, 8
-	w := NewWindow(window)
-	q := NewInbox(window, 1<<30, nil)
-	defer q.Release()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// produce delivers n frames to q, each within a credit of w, the ith
+// carrying i (see indexOf): every pooledEvery-th in a pooled buffer (if
+// not 0), the rest in buffers of their own. It sends what ended it.
+func produce(ctx context.Context, q *Inbox, w *Window, n, pooledEvery int) <-chan error {
 	produced := make(chan error, 1)
 	go func() {
 		for i := 0; i < n; i++ {
@@ -358,11 +352,10 @@ func TestInboxConcurrent(t *testing.T) {
 				produced <- err
 				return
 			}
-			var p [4]byte
-			p[0], p[1], p[2] = byte(i), byte(i>>8), byte(i>>16)
+			p := [4]byte{byte(i), byte(i >> 8), byte(i >> 16)}
 			var f messages.Frame
 			var b *Buffer
-			if i%3 == 0 {
+			if pooledEvery > 0 && i%pooledEvery == 0 {
 				f, b = pooled(messages.TypeData, sid, 0, 0)
 				b.B = append(b.B, p[:]...)
 				f.Payload = b.B[messages.HeaderSize:]
@@ -373,15 +366,37 @@ func TestInboxConcurrent(t *testing.T) {
 				produced <- q.Err()
 				return
 			}
+			if i%64 == 0 {
+				runtime.Gosched()
+			}
 		}
 		produced <- nil
 	}()
+	return produced
+}
+
+// indexOf is the number produce put in a frame.
+func indexOf(f messages.Frame) int {
+	return int(f.Payload[0]) | int(f.Payload[1])<<8 | int(f.Payload[2])<<16
+}
+
+// TestInboxConcurrent: one producer and one consumer, the producer kept
+// inside a small inbox by a window the consumer refills: every frame
+// comes out once, in order, and nothing overflows. Run it with -race.
+func TestInboxConcurrent(t *testing.T) {
+	const n, window = 20000, 8
+	w := NewWindow(window)
+	q := NewInbox(window, 1<<30, nil)
+	defer q.Release()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	produced := produce(ctx, q, w, n, 3)
 	for i := 0; i < n; i++ {
 		m, err := q.Next(ctx)
 		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		got := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		got := indexOf(m.F)
 		m.B.Free()
 		if got != i {
 			t.Fatalf("got frame %d, want %d", got, i)
@@ -437,7 +452,7 @@ func TestInboxInline(t *testing.T) {
 	var seen []int // by inline and consumer, in turn
 	var inlined, handed int
 	q.SetInline(func(m *Inbound) bool {
-		i := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		i := indexOf(m.F)
 		if i%5 == 0 {
 			m.F.Payload[3] = 0xee // handed back, marked
 			handed++
@@ -451,32 +466,14 @@ func TestInboxInline(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	produced := make(chan error, 1)
-	go func() {
-		for i := 0; i < n; i++ {
-			if err := w.Acquire(ctx, q.Done(), 1); err != nil {
-				produced <- err
-				return
-			}
-			p := [4]byte{byte(i), byte(i >> 8), byte(i >> 16)}
-			f, b := own(messages.TypeData, sid, p[:])
-			if !q.Deliver(f, b) {
-				produced <- q.Err()
-				return
-			}
-			if i%64 == 0 {
-				runtime.Gosched()
-			}
-		}
-		produced <- nil
-	}()
+	produced := produce(ctx, q, w, n, 0)
 	var queued, marked int
 	for len(seen) < n {
 		m, err := q.Next(ctx)
 		if err != nil {
 			t.Fatalf("after %d frames: %v", len(seen), err)
 		}
-		i := int(m.F.Payload[0]) | int(m.F.Payload[1])<<8 | int(m.F.Payload[2])<<16
+		i := indexOf(m.F)
 		if m.F.Payload[3] == 0xee {
 			marked++
 		}

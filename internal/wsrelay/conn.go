@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -29,11 +30,11 @@ type Conn struct {
 	next   atomic.Int64    // the write deadline last asked for, in Unix ns; 0 for none
 	out    atomic.Int64    // bytes written
 
-	sem     chan struct{} // held by the one writer
-	set     time.Time     // the socket's write deadline; zero for none
-	pending []byte        // the rest of a frame a try wrote only part of
-	closing bool          // a close frame was written
-	frame   []byte        // a try's frame
+	mu      sync.Mutex // held by the one writer; protects the fields below
+	set     time.Time  // the socket's write deadline; zero for none
+	pending []byte     // the rest of a frame a try wrote only part of
+	closing bool       // a close frame was written
+	frame   []byte     // a try's frame
 }
 
 const deadlineSlack = time.Second
@@ -41,7 +42,7 @@ const deadlineSlack = time.Second
 // NewConn returns c as the socket of a WebSocket's server end, or of its
 // client end (whose frames are masked) when client is set.
 func NewConn(c net.Conn, client bool) *Conn {
-	s := &Conn{Conn: c, client: client, sem: make(chan struct{}, 1)}
+	s := &Conn{Conn: c, client: client}
 	if sc, ok := c.(syscall.Conn); ok {
 		s.raw, _ = sc.SyscallConn()
 	}
@@ -74,8 +75,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // waited must not fail.
 func (c *Conn) Write(p []byte) (int, error) {
 	deadline := c.deadline()
-	c.sem <- struct{}{}
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if len(p) > 0 && p[0] == 0x80|closeOpcode {
 		c.closing = true
 	}
@@ -92,8 +93,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 
 // Flush writes the rest of a frame a try left, if any, by the deadline.
 func (c *Conn) Flush(deadline time.Time) error {
-	c.sem <- struct{}{}
-	defer c.unlock()
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	return c.flush(deadline)
 }
 
@@ -120,12 +121,10 @@ func (c *Conn) TryWriteMessage(text bool, p []byte) (began, whole bool) {
 	if c.raw == nil {
 		return false, false
 	}
-	select {
-	case c.sem <- struct{}{}:
-	default:
+	if !c.mu.TryLock() {
 		return false, false
 	}
-	defer c.unlock()
+	defer c.mu.Unlock()
 	if c.closing || len(c.pending) > 0 {
 		return false, false
 	}
@@ -151,8 +150,6 @@ func (c *Conn) TryWriteMessage(text bool, p []byte) (began, whole bool) {
 	}
 	return true, true
 }
-
-func (c *Conn) unlock() { <-c.sem }
 
 func (c *Conn) deadline() time.Time {
 	if ns := c.next.Load(); ns != 0 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -345,11 +346,21 @@ func TestInboxReleaseFrees(t *testing.T) {
 // carrying i (see indexOf): every pooledEvery-th in a pooled buffer (if
 // not 0), the rest in buffers of their own. It sends what ended it.
 func produce(ctx context.Context, q *Inbox, w *Window, n, pooledEvery int) <-chan error {
+	return produceWhen(ctx, q, w, n, pooledEvery, nil)
+}
+
+// produceWhen is produce that, before each frame i, calls stop(i) (when
+// not nil), and stops with an error if it reports true.
+func produceWhen(ctx context.Context, q *Inbox, w *Window, n, pooledEvery int, stop func(i int) bool) <-chan error {
 	produced := make(chan error, 1)
 	go func() {
 		for i := 0; i < n; i++ {
 			if err := w.Acquire(ctx, q.Done(), 1); err != nil {
 				produced <- err
+				return
+			}
+			if stop != nil && stop(i) {
+				produced <- fmt.Errorf("frame %d: the consumer never waited on an empty inbox", i)
 				return
 			}
 			p := [4]byte{byte(i), byte(i >> 8), byte(i >> 16)}
@@ -373,6 +384,24 @@ func produce(ctx context.Context, q *Inbox, w *Window, n, pooledEvery int) <-cha
 		produced <- nil
 	}()
 	return produced
+}
+
+// consumerWaits waits until q's consumer waits on an empty inbox, and
+// reports whether it did before ctx ended.
+func (q *Inbox) consumerWaits(ctx context.Context) bool {
+	for {
+		q.mu.Lock()
+		waits := q.waiting && q.head == len(q.q)
+		q.mu.Unlock()
+		if waits {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(20 * time.Microsecond):
+		}
+	}
 }
 
 // indexOf is the number produce put in a frame.
@@ -466,7 +495,11 @@ func TestInboxInline(t *testing.T) {
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	produced := produce(ctx, q, w, n, 0)
+	// Every 64th frame and the one after it wait until the consumer
+	// waits on an empty inbox, so that some frames are sure to be
+	// offered inline, and some of those handed back, however the two
+	// goroutines happen to be scheduled.
+	produced := produceWhen(ctx, q, w, n, 0, func(i int) bool { return i%64 < 2 && !q.consumerWaits(ctx) })
 	var queued, marked int
 	for len(seen) < n {
 		m, err := q.Next(ctx)

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"context"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io/fs"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 //go:embed static
@@ -27,10 +29,22 @@ func (in *Inspector) Handler() http.Handler {
 
 // listRequests answers the newest requests first; ?limit=N keeps N. It
 // carries an ETag that changes with anything recorded, so a page that
-// polls with If-None-Match gets 304 while nothing happens.
+// polls with If-None-Match gets 304 while nothing happens. With
+// ?wait=SECONDS (at most maxWait) and an If-None-Match that is still
+// current, it first waits that long for a change: the page then shows a
+// request as soon as it is recorded, without polling.
 func (in *Inspector) listRequests(w http.ResponseWriter, r *http.Request) {
 	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
-	tag := `"` + strconv.FormatUint(in.version.Load(), 10) + `"`
+	ver := in.version.Load()
+	if secs, err := strconv.ParseFloat(r.URL.Query().Get("wait"), 64); err == nil && secs > 0 &&
+		r.Header.Get("If-None-Match") == etagOf(ver) {
+		wait := min(time.Duration(secs*float64(time.Second)), maxWait)
+		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		in.awaitChange(ver, ctx.Done())
+		cancel()
+		ver = in.version.Load()
+	}
+	tag := etagOf(ver)
 	w.Header().Set("ETag", tag)
 	w.Header().Set("Cache-Control", "no-cache")
 	if r.Header.Get("If-None-Match") == tag {
@@ -39,6 +53,12 @@ func (in *Inspector) listRequests(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, in.newestSummaries(limit))
 }
+
+// maxWait bounds how long listRequests waits for a change.
+const maxWait = 25 * time.Second
+
+// etagOf is the list's ETag at version ver.
+func etagOf(ver uint64) string { return `"` + strconv.FormatUint(ver, 10) + `"` }
 
 func (in *Inspector) showRequest(w http.ResponseWriter, r *http.Request) {
 	e := in.entryOf(w, r)

@@ -1,6 +1,7 @@
 package inspect
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // api serves an inspector's handler and calls it.
@@ -157,4 +159,83 @@ func TestStartTakesTheNextFreePort(t *testing.T) {
 		t.Fatalf("the inspector on %v: %v %v", addr, resp, err)
 	}
 	resp.Body.Close()
+}
+
+// TestAPIWaitForChange: with ?wait and a current ETag the list waits for
+// the next recorded request and answers it at once; with nothing new it
+// answers 304 once the wait is over; a stale ETag gets the list without
+// waiting; a page that goes away stops the wait.
+func TestAPIWaitForChange(t *testing.T) {
+	svc := newService(t, echo)
+	in, hc := inspected(t, Options{})
+	send(t, hc, "GET", svc.URL+"/first", "", nil)
+	a := serveAPI(t, in)
+	resp := a.call("GET", "/api/requests", "", nil)
+	tag := resp.Header.Get("ETag")
+
+	began := time.Now()
+	if r := a.call("GET", "/api/requests?wait=0.3", "", nil, "If-None-Match", tag); r.StatusCode != http.StatusNotModified {
+		t.Errorf("nothing new: got %d, want 304", r.StatusCode)
+	}
+	if took := time.Since(began); took < 300*time.Millisecond {
+		t.Errorf("nothing new: answered after %v, want after the 300ms wait", took)
+	}
+
+	type answer struct {
+		status int
+		list   []map[string]any
+		at     time.Time
+	}
+	got := make(chan answer, 1)
+	go func() {
+		var list []map[string]any
+		r := a.call("GET", "/api/requests?wait=20", "", &list, "If-None-Match", tag)
+		got <- answer{r.StatusCode, list, time.Now()}
+	}()
+	time.Sleep(200 * time.Millisecond)
+	select {
+	case g := <-got:
+		t.Fatalf("answered %d before anything changed", g.status)
+	default:
+	}
+	sent := time.Now()
+	send(t, hc, "GET", svc.URL+"/second", "", nil)
+	select {
+	case g := <-got:
+		if g.status != 200 || len(g.list) != 2 || g.list[0]["path"] != "/second" {
+			t.Errorf("after a request: got %d with %v, want 200 with /second first", g.status, g.list)
+		}
+		t.Logf("answered %v after the request was sent", g.at.Sub(sent))
+	case <-time.After(10 * time.Second):
+		t.Fatal("the wait did not end when a request was recorded")
+	}
+
+	began = time.Now()
+	if r := a.call("GET", "/api/requests?wait=20", "", nil, "If-None-Match", tag); r.StatusCode != 200 {
+		t.Errorf("stale ETag: got %d, want 200", r.StatusCode)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("stale ETag: answered after %v, want at once", took)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", a.url+"/api/requests?wait=20", nil)
+	req.Header.Set("If-None-Match", etagOf(in.version.Load()))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	cancel()
+	<-done
+	deadline := time.Now().Add(10 * time.Second)
+	for in.waiters.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := in.waiters.Load(); n != 0 {
+		t.Errorf("%d waits still running after their pages went away", n)
+	}
 }

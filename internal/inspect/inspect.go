@@ -43,6 +43,13 @@ type Inspector struct {
 	ring    *ring
 	version atomic.Uint64 // bumped on every change the page should show
 
+	// Pages waiting for a change (see awaitChange): waiters counts them,
+	// so that a change with nobody waiting costs one atomic load; next is
+	// closed at the next change, and made anew by the next waiter.
+	waiters atomic.Int32
+	waitMu  sync.Mutex
+	next    chan struct{}
+
 	mu      sync.Mutex // protects tunnels and srv
 	tunnels map[string]*tunnel
 	srv     *server
@@ -94,4 +101,37 @@ func (in *Inspector) SetURL(tunnel, url string) {
 	in.changed()
 }
 
-func (in *Inspector) changed() { in.version.Add(1) }
+func (in *Inspector) changed() {
+	in.version.Add(1)
+	if in.waiters.Load() > 0 {
+		in.waitMu.Lock()
+		if in.next != nil {
+			close(in.next)
+			in.next = nil
+		}
+		in.waitMu.Unlock()
+	}
+}
+
+// awaitChange waits until the version is no longer seen, or stop is
+// closed.
+func (in *Inspector) awaitChange(seen uint64, stop <-chan struct{}) {
+	in.waiters.Add(1)
+	defer in.waiters.Add(-1)
+	in.waitMu.Lock()
+	if in.next == nil {
+		in.next = make(chan struct{})
+	}
+	next := in.next
+	in.waitMu.Unlock()
+	// A change from here on closes next: changed bumps the version before
+	// it looks for waiters, and this one counted itself before it looks
+	// at the version.
+	if in.version.Load() != seen {
+		return
+	}
+	select {
+	case <-next:
+	case <-stop:
+	}
+}

@@ -33,20 +33,31 @@ function statusText(r) {
   return r.done ? 'failed' : '…';
 }
 
+// poll asks for the list, and once it has one, waits on the server for
+// the next change (a long poll): a request shows up as soon as it is
+// recorded. After a change it pauses a moment, so that a busy tunnel
+// redraws the page a few times a second rather than on every request.
 async function poll() {
+  let next = 100;
   try {
-    const res = await fetch('api/requests', { headers: etag ? { 'If-None-Match': etag } : {} });
+    const url = etag ? 'api/requests?wait=20' : 'api/requests';
+    const res = await fetch(url, { headers: etag ? { 'If-None-Match': etag } : {} });
     $('#live').className = '';
     if (res.status === 200) {
       etag = res.headers.get('ETag') || '';
       renderRows(await res.json());
       refreshTunnels();
       if (selected && shown && !(shown.done && (!replayed || replayed.done))) refreshDetail();
+    } else if (res.status === 304) {
+      next = 0;
+    } else {
+      next = 1000;
     }
   } catch (e) {
     $('#live').className = 'down';
+    next = 1000;
   }
-  setTimeout(poll, 300);
+  setTimeout(poll, next);
 }
 
 async function refreshTunnels() {

@@ -35,17 +35,23 @@ function statusText(r) {
 
 // poll asks for the list, and once it has one, waits on the server for
 // the next change (a long poll): a request shows up as soon as it is
-// recorded. After a change it pauses a moment, so that a busy tunnel
-// redraws the page a few times a second rather than on every request.
+// recorded. While a request shown is still under way it asks every
+// 300 ms instead, so that its duration keeps counting. After a change it
+// pauses a moment, so that a busy tunnel redraws the page a few times a
+// second rather than on every request.
+let underWay = false;  // a row shown is not done yet
 async function poll() {
-  let next = 100;
+  const wait = etag && !underWay;
+  let next = underWay ? 300 : 100;
   try {
-    const url = etag ? 'api/requests?wait=20' : 'api/requests';
-    const res = await fetch(url, { headers: etag ? { 'If-None-Match': etag } : {} });
+    const res = await fetch(wait ? 'api/requests?wait=20' : 'api/requests',
+      { headers: wait ? { 'If-None-Match': etag } : {} });
     $('#live').className = '';
     if (res.status === 200) {
       etag = res.headers.get('ETag') || '';
-      renderRows(await res.json());
+      const rows = await res.json();
+      underWay = rows.some(r => !r.done);
+      renderRows(rows);
       refreshTunnels();
       if (selected && shown && !(shown.done && (!replayed || replayed.done))) refreshDetail();
     } else if (res.status === 304) {

@@ -20,6 +20,7 @@ import (
 
 	"keyhole/bus/redisbus"
 	"keyhole/internal/cli"
+	"keyhole/internal/h1"
 	"keyhole/internal/proxy"
 	"keyhole/limiter"
 )
@@ -251,12 +252,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	errc := make(chan error, 1)
+	var front shutdowner = hs
 	if tlsSet != nil {
 		defer tlsSet.close()
 		hs.TLSConfig = tlsSet.config
 		go func() { errc <- hs.ServeTLS(ln, "", "") }() // HTTP/2 and HTTP/1.1 by ALPN
 	} else {
-		go func() { errc <- hs.Serve(ln) }()
+		fs := h1.NewServer(hs, ln) // net/http takes what its fast path does not
+		front = fs
+		go func() { errc <- fs.Serve() }()
 	}
 	if o.tls.httpListen != "" {
 		stop, err := serveHTTP(o, tlsSet, srv, port, log)
@@ -285,7 +289,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	case <-ctx.Done():
 	}
-	shutdown(hs, srv, o, log)
+	shutdown(front, srv, o, log)
 	srv.Close()
 	log.Info("stopped")
 	return nil
@@ -297,7 +301,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // clients to move to other nodes; a single node has nowhere to send them
 // and waits for its in-flight requests instead. Both wait at most
 // --drain-timeout.
-func shutdown(hs *http.Server, srv *proxy.Server, o *options, log *slog.Logger) {
+func shutdown(hs shutdowner, srv *proxy.Server, o *options, log *slog.Logger) {
 	log.Info("draining", "timeout", o.drainTimeout)
 	ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout)
 	defer cancel()
@@ -313,6 +317,10 @@ func shutdown(hs *http.Server, srv *proxy.Server, o *options, log *slog.Logger) 
 		log.Warn("shutdown", "err", err)
 	}
 }
+
+// shutdowner is the server that takes visitors: an http.Server, or for
+// plain HTTP the fast path in front of one.
+type shutdowner interface{ Shutdown(context.Context) error }
 
 // serveOps serves health and metrics on addr until the returned function
 // is called.

@@ -14,13 +14,14 @@ import (
 	"time"
 
 	"keyhole/internal/client"
+	"keyhole/internal/h1"
 	"keyhole/internal/proxy"
 )
 
 // testProxy is a real proxy on a loopback port.
 type testProxy struct {
 	*proxy.Server
-	http *httptest.Server
+	http *h1.Server
 	addr string // 127.0.0.1:port
 }
 
@@ -44,11 +45,10 @@ func startProxyOn(t *testing.T, addr string, cfg proxy.Config) *testProxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs := httptest.NewUnstartedServer(srv)
-	hs.Listener.Close()
-	hs.Listener = ln
-	hs.Config.MaxHeaderBytes = proxy.MaxHeaderBytes
-	hs.Start()
+	// As the proxy command serves plain HTTP: the fast path in front of
+	// net/http.
+	hs := h1.NewServer(&http.Server{Handler: srv, MaxHeaderBytes: proxy.MaxHeaderBytes}, ln)
+	go hs.Serve()
 	p := &testProxy{Server: srv, http: hs, addr: ln.Addr().String()}
 	t.Cleanup(p.stop)
 	return p
@@ -58,7 +58,6 @@ func (p *testProxy) stop() {
 	done, cancel := context.WithCancel(context.Background())
 	cancel()
 	p.Server.Drain(done)
-	p.http.CloseClientConnections()
 	p.http.Close()
 	p.Server.Close()
 }

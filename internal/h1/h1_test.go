@@ -288,3 +288,32 @@ func TestShutdown(t *testing.T) {
 }
 
 var discardLog = log.New(io.Discard, "", 0)
+
+// TestUnwrapAfterHandover: a handler that hijacks a connection the fast
+// path handed over gets it wrapped, and Unwrap gives back the socket
+// itself, so that writev and raw reads work on it.
+func TestUnwrapAfterHandover(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := NewServer(&http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		_, wrapped := c.(*net.TCPConn)
+		_, bare := Unwrap(c).(*net.TCPConn)
+		rest, _ := brw.Reader.Peek(brw.Reader.Buffered())
+		fmt.Fprintf(c, "wrapped-is-tcp=%v unwrapped-is-tcp=%v buffered=%q", wrapped, bare, rest)
+	})}, ln)
+	go s.Serve()
+	defer s.Close()
+	// An upgrade, then bytes the handler's reader holds already.
+	got := exchange(t, ln.Addr().String(), "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: x\r\n\r\nearly")
+	if want := `wrapped-is-tcp=false unwrapped-is-tcp=true buffered="early"<closed>`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}

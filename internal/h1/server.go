@@ -224,6 +224,20 @@ func (c *replayConn) Read(p []byte) (int, error) {
 	return c.Conn.Read(p)
 }
 
+// Unwrap returns the connection a hijacked one stands for. A connection
+// the fast path handed to net/http reaches a handler that hijacks it
+// wrapped, to replay the bytes read before; once net/http has read those
+// (it has, by the time a handler upgrades), the socket itself is what the
+// handler should keep: *net.TCPConn writes net.Buffers in one writev and
+// gives a RawConn, which the wrapper cannot. Any other c is returned as
+// it is.
+func Unwrap(c net.Conn) net.Conn {
+	if rc, ok := c.(*replayConn); ok && len(rc.pre) == 0 {
+		return rc.Conn
+	}
+	return c
+}
+
 // CloseWrite lets net/http half-close the connection as it would the
 // connection itself.
 func (c *replayConn) CloseWrite() error {

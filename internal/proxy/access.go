@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"keyhole/internal/h1"
 	"keyhole/internal/logline"
 	"keyhole/internal/wsrelay"
 )
@@ -64,6 +65,7 @@ func (v *visit) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	c = h1.Unwrap(c)
 	v.status = http.StatusSwitchingProtocols
 	v.conn = &countedConn{Conn: wsrelay.NewConn(c, false)}
 	return v.conn, rw, nil

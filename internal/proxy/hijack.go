@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 
+	"keyhole/internal/h1"
 	"keyhole/internal/link"
 )
 
@@ -33,6 +34,7 @@ func (h *hijackTap) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil || brw == nil {
 		return c, brw, err
 	}
+	c = h1.Unwrap(c)
 	if brw.Reader.Buffered() == 0 { // else the upgrader refuses the connection
 		h.burst = link.NewBurstReader(c)
 		brw.Reader = bufio.NewReaderSize(h.burst, linkReadBuffer)

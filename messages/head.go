@@ -15,7 +15,16 @@ type RequestHead struct {
 	Host          string // the visitor's Host
 	ContentLength int64  // -1 when unknown (the body is streamed until FlagEnd)
 	Header        http.Header
+	// Fields, when set, is encoded instead of Header, so that a sender
+	// need not build a map to send a header it filters. A parsed head
+	// has Header.
+	Fields FieldAppender
 }
+
+// FieldAppender appends header fields to dst, each with AppendField, and
+// returns dst and how many it appended, or the first error AppendField
+// gave.
+type FieldAppender func(dst []byte) ([]byte, int, error)
 
 // ResponseHead is the payload of HTTPResponse and WSResponse.
 type ResponseHead struct {
@@ -53,7 +62,7 @@ func AppendRequestHead(dst []byte, h *RequestHead) ([]byte, error) {
 	dst = appendString16(dst, h.URI)
 	dst = appendString16(dst, h.Host)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ContentLength))
-	dst, err := appendHeader(dst, h.Header)
+	dst, err := appendFields(dst, h.Header, h.Fields)
 	if err != nil {
 		return dst[:start], err
 	}
@@ -124,7 +133,7 @@ func AppendResponseHead(dst []byte, h *ResponseHead) ([]byte, error) {
 	}
 	dst = binary.BigEndian.AppendUint16(dst, uint16(h.Status))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ContentLength))
-	dst, err := appendHeader(dst, h.Header)
+	dst, err := appendFields(dst, h.Header, nil)
 	if err != nil {
 		return dst[:start], err
 	}
@@ -151,42 +160,56 @@ func ParseResponseHead(p []byte) (ResponseHead, error) {
 	return h, nil
 }
 
-// appendHeader encodes a header block: a uint16 count of fields, then each
-// field as name string16 and value string16. A repeated field is one entry
-// per value, in order; the order of different names is not significant (it
-// follows map iteration). Invalid names and values are refused here, so a
-// sender learns of them rather than its peer.
-func appendHeader(dst []byte, h http.Header) ([]byte, error) {
+// appendFields encodes a header block, of h's fields or, if it is not
+// nil, of those fields appends: a uint16 count of fields, then each field
+// as name string16 and value string16. A repeated field is one entry per
+// value, in order; the order of different names is not significant (from
+// a map it follows iteration). Invalid names and values are refused here,
+// so a sender learns of them rather than its peer.
+func appendFields(dst []byte, h http.Header, fields FieldAppender) ([]byte, error) {
+	at := len(dst)
+	dst = append(dst, 0, 0) // the count, once known
 	n := 0
-	for _, vs := range h {
-		n += len(vs)
+	var err error
+	if fields != nil {
+		dst, n, err = fields(dst)
+	} else {
+		for name, vs := range h {
+			for _, v := range vs {
+				if dst, err = AppendField(dst, name, v); err != nil {
+					return dst, err
+				}
+			}
+			n += len(vs)
+		}
 	}
-	if n > 0xffff {
+	switch {
+	case err != nil:
+		return dst, err
+	case n > 0xffff:
 		return dst, fmt.Errorf("%w: %d header fields", ErrTooLarge, n)
 	}
-	dst = binary.BigEndian.AppendUint16(dst, uint16(n))
-	for name, vs := range h {
-		if len(vs) == 0 {
-			continue
-		}
-		if err := fits16("header name", name); err != nil {
-			return dst, err
-		}
-		if !validName(name) {
-			return dst, fmt.Errorf("%w: invalid header name %.64q", ErrMalformed, name)
-		}
-		for _, v := range vs {
-			if err := fits16("header value", v); err != nil {
-				return dst, err
-			}
-			if !validValue(v) {
-				return dst, fmt.Errorf("%w: invalid value of header %.64q", ErrMalformed, name)
-			}
-			dst = appendString16(dst, name)
-			dst = appendString16(dst, v)
-		}
-	}
+	binary.BigEndian.PutUint16(dst[at:], uint16(n))
 	return dst, nil
+}
+
+// AppendField appends one field of a header block, or refuses, leaving
+// dst as it was, one the receiver would refuse.
+func AppendField(dst []byte, name, value string) ([]byte, error) {
+	if err := fits16("header name", name); err != nil {
+		return dst, err
+	}
+	if !validName(name) {
+		return dst, fmt.Errorf("%w: invalid header name %.64q", ErrMalformed, name)
+	}
+	if err := fits16("header value", value); err != nil {
+		return dst, err
+	}
+	if !validValue(value) {
+		return dst, fmt.Errorf("%w: invalid value of header %.64q", ErrMalformed, name)
+	}
+	dst = appendString16(dst, name)
+	return appendString16(dst, value), nil
 }
 
 // header decodes a header block. The field count is checked against the

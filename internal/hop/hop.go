@@ -44,9 +44,41 @@ func Remove(h http.Header) {
 // hop-by-hop fields Remove always deletes.
 func Is(name string) bool { return slices.Contains(fields, name) }
 
+// Named reports whether the canonical field name is listed in one of the
+// Connection field values conn, which makes it a field Remove deletes
+// too.
+func Named(conn []string, name string) bool {
+	for _, v := range conn {
+		for t := range strings.SplitSeq(v, ",") {
+			if equalFold(strings.TrimSpace(t), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// equalFold reports whether a and b are equal but for the case of ASCII
+// letters: a token names the field whose canonical name is b.
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if x, y := a[i]|0x20, b[i]|0x20; a[i] != b[i] && (x != y || x < 'a' || x > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
 // handshake are the fields of one hop's WebSocket handshake; each hop
 // negotiates its own key, version, extensions and accept.
 var handshake = []string{"Sec-Websocket-Key", "Sec-Websocket-Version", "Sec-Websocket-Extensions", "Sec-Websocket-Accept"}
+
+// IsHandshake reports whether the canonical field name is one of the
+// per-hop WebSocket handshake fields.
+func IsHandshake(name string) bool { return slices.Contains(handshake, name) }
 
 // RemoveHandshake deletes the per-hop WebSocket handshake fields from h.
 // The subprotocol offer and choice are end to end and stay.

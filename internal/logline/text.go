@@ -200,15 +200,30 @@ func appendText(b []byte, s string) []byte {
 
 // needsQuoting is slog.TextHandler's rule: empty, or holding a space,
 // '=', a quote, a control character, invalid UTF-8, or a rune beyond
-// ASCII that is a space or unprintable.
+// ASCII that is a space or unprintable. ASCII, nearly every byte of a
+// request line, takes one table look-up a byte.
 func needsQuoting(s string) bool {
 	if len(s) == 0 {
 		return true
 	}
+	for i := 0; i < len(s); i++ {
+		switch asciiClass[s[i]] {
+		case asciiSafe:
+		case asciiQuote:
+			return true
+		default:
+			return needsQuotingUTF8(s[i:])
+		}
+	}
+	return false
+}
+
+// needsQuotingUTF8 is needsQuoting from the first byte beyond ASCII on.
+func needsQuotingUTF8(s string) bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c != '\\' && (c == ' ' || c == '=' || c == '"' || c < 0x20) {
+			if asciiClass[c] == asciiQuote {
 				return true
 			}
 			i++
@@ -222,6 +237,25 @@ func needsQuoting(s string) bool {
 	}
 	return false
 }
+
+const (
+	asciiSafe  = iota // printed as it is
+	asciiQuote        // makes the value quoted
+	asciiNot          // not ASCII: the rune decides
+)
+
+// asciiClass classes every byte for needsQuoting.
+var asciiClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c >= utf8.RuneSelf:
+			t[c] = asciiNot
+		case c != '\\' && (c == ' ' || c == '=' || c == '"' || c < 0x20):
+			t[c] = asciiQuote
+		}
+	}
+	return t
+}()
 
 // appendRFC3339Millis writes t as slog.TextHandler does: RFC 3339 with
 // exactly three digits of milliseconds.

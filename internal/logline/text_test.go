@@ -213,3 +213,17 @@ func BenchmarkRequestLine(b *testing.B) {
 		}
 	})
 }
+
+// TestEveryByte: each byte value, alone, inside ASCII text and after a
+// rune beyond ASCII, is quoted (or not) as slog.TextHandler quotes it.
+func TestEveryByte(t *testing.T) {
+	at := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	for c := 0; c < 256; c++ {
+		b := string([]byte{byte(c)})
+		for _, v := range []string{b, "ab" + b + "cd", "é" + b, "path/" + b} {
+			r := slog.NewRecord(at, slog.LevelInfo, "m", 0)
+			r.AddAttrs(slog.String("k", v))
+			sameLine(t, none, slog.LevelInfo, r)
+		}
+	}
+}

@@ -86,12 +86,13 @@ func (s *Server) forward(w http.ResponseWriter, r *http.Request, label string) e
 	if err := limiter.CheckLength(r.ContentLength, s.cfg.MaxBody); err != nil {
 		return err
 	}
+	out := s.outbound(r)
 	head := messages.RequestHead{
 		Method:        r.Method,
 		URI:           r.RequestURI,
 		Host:          r.Host,
 		ContentLength: r.ContentLength,
-		Header:        s.outboundHeader(r),
+		Fields:        out.appendFields,
 	}
 	if r.ContentLength < 0 && r.ProtoMajor == 1 {
 		// Framed by Transfer-Encoding. net/http drops a Content-Length

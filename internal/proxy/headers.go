@@ -8,69 +8,107 @@ import (
 	"strings"
 
 	"keyhole/internal/hop"
+	"keyhole/messages"
 )
 
 // spoofable are the fields a visitor could use to lie about where it is;
 // they are kept only from a trusted front proxy.
 var spoofable = []string{"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-Ip"}
 
-// outboundHeader is what the client receives of a visitor's header:
-// hop-by-hop fields removed first, then the proxy's X-Forwarded-* set.
-func (s *Server) outboundHeader(r *http.Request) http.Header {
-	h := r.Header.Clone()
-	if h == nil {
-		h = make(http.Header, 4)
-	}
-	hop.Remove(h)
-	// The proxy answered any Expect itself and has the body.
-	delete(h, "Expect")
-	if n := dropLookalikes(h); n > 0 {
-		s.stats.LookalikeHeaders.Add(int64(n))
-	}
-	peer := peerAddr(r.RemoteAddr)
-	trusted := s.trusted(peer)
-	if !trusted {
-		for _, f := range spoofable {
-			delete(h, f)
-		}
-	}
-	xff := peer.String()
-	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
-		xff = strings.Join(prior, ", ") + ", " + xff
-	}
-	vals := make([]string, 0, 3) // one array for the values set here
-	vals = append(vals, xff)
-	h["X-Forwarded-For"] = vals[0:1:1]
-	if len(h["X-Forwarded-Proto"]) == 0 {
-		proto := s.cfg.PublicScheme
-		if r.TLS != nil {
-			proto = "https"
-		}
-		vals = append(vals, proto)
-		h["X-Forwarded-Proto"] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	if len(h["X-Forwarded-Host"]) == 0 {
-		vals = append(vals, r.Host)
-		h["X-Forwarded-Host"] = vals[len(vals)-1 : len(vals) : len(vals)]
-	}
-	return h
+// outbound is what the client receives of a visitor's header: every
+// field but the hop-by-hop ones (and those the Connection header names),
+// Expect, lookalikes and, unless the peer is a trusted front proxy, the
+// forwarding fields; then the proxy's own X-Forwarded-*. The fields are
+// read from the request as they are encoded: the header is not copied.
+type outbound struct {
+	h         http.Header
+	conn      []string // the Connection field's values, which name fields to drop
+	trusted   bool
+	handshake bool // leave out the per-hop WebSocket handshake fields too
+	xff       string
+	proto     string // X-Forwarded-Proto to add, "" when the visitor's stays
+	host      string // X-Forwarded-Host to add, "" when the visitor's stays
 }
 
-// dropLookalikes deletes from h every field whose name, read with '_' as
-// '-', is one the proxy sets or strips (X_Forwarded_For, X-Real_Ip,
+func (s *Server) outbound(r *http.Request) outbound {
+	o := outbound{h: r.Header, conn: r.Header["Connection"]}
+	peer := peerAddr(r.RemoteAddr)
+	o.trusted = s.trusted(peer)
+	o.xff = peerString(r.RemoteAddr, peer)
+	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !o.drop("X-Forwarded-For") {
+		o.xff = strings.Join(prior, ", ") + ", " + o.xff
+	}
+	if len(r.Header["X-Forwarded-Proto"]) == 0 || o.drop("X-Forwarded-Proto") {
+		o.proto = s.cfg.PublicScheme
+		if r.TLS != nil {
+			o.proto = "https"
+		}
+	}
+	if len(r.Header["X-Forwarded-Host"]) == 0 || o.drop("X-Forwarded-Host") {
+		o.host = r.Host
+	}
+	if n := lookalikes(r.Header); n > 0 {
+		s.stats.LookalikeHeaders.Add(int64(n))
+	}
+	return o
+}
+
+// drop reports whether the visitor's field name stays behind.
+func (o *outbound) drop(name string) bool {
+	switch {
+	case hop.Is(name), name == "Expect", hop.Named(o.conn, name):
+		return true
+	case !o.trusted && slices.Contains(spoofable, name):
+		return true
+	case o.handshake && hop.IsHandshake(name):
+		return true
+	}
+	return lookalike(name)
+}
+
+// appendFields appends the fields the client receives (see
+// messages.FieldAppender).
+func (o *outbound) appendFields(dst []byte) ([]byte, int, error) {
+	n := 0
+	var err error
+	for name, vs := range o.h {
+		if name == "X-Forwarded-For" || o.drop(name) {
+			continue
+		}
+		for _, v := range vs {
+			if dst, err = messages.AppendField(dst, name, v); err != nil {
+				return dst, n, err
+			}
+		}
+		n += len(vs)
+	}
+	add := func(name, v string) {
+		if v != "" && err == nil {
+			dst, err = messages.AppendField(dst, name, v)
+			n++
+		}
+	}
+	add("X-Forwarded-For", o.xff)
+	add("X-Forwarded-Proto", o.proto)
+	add("X-Forwarded-Host", o.host)
+	return dst, n, err
+}
+
+// lookalike reports whether a field name, read with '_' as '-', is one
+// the proxy sets or strips (X_Forwarded_For, X-Real_Ip,
 // Proxy_Authorization): CGI-style services (PHP, nginx with
 // underscores_in_headers) take both spellings as one field, so a
 // lookalike would slip past the stripping. No front proxy is trusted to
-// have removed them, so they go whoever the peer is. It returns how many
-// it deleted.
-func dropLookalikes(h http.Header) int {
+// have removed them, so they go whoever the peer is.
+func lookalike(name string) bool {
+	return strings.IndexByte(name, '_') >= 0 && protected(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-")))
+}
+
+// lookalikes counts the lookalike fields in h.
+func lookalikes(h http.Header) int {
 	n := 0
 	for name := range h {
-		if !strings.Contains(name, "_") {
-			continue
-		}
-		if protected(http.CanonicalHeaderKey(strings.ReplaceAll(name, "_", "-"))) {
-			delete(h, name)
+		if lookalike(name) {
 			n++
 		}
 	}
@@ -81,6 +119,18 @@ func dropLookalikes(h http.Header) int {
 // or strips from a visitor's request.
 func protected(name string) bool {
 	return slices.Contains(spoofable, name) || hop.Is(name) || name == "Expect"
+}
+
+// peerString is the peer's address as X-Forwarded-For gives it: the host
+// part of remote when that is already its canonical form, as it is for a
+// socket's own address, so that it costs no allocation.
+func peerString(remote string, peer netip.Addr) string {
+	if host, _, err := net.SplitHostPort(remote); err == nil && peer.Is4() {
+		if a, err := netip.ParseAddr(host); err == nil && a == peer {
+			return host // IPv4 parses only in its canonical form
+		}
+	}
+	return peer.String()
 }
 
 func peerAddr(remote string) netip.Addr {

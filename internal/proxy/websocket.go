@@ -33,8 +33,9 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, label, h
 
 // relayWebSocket returns an error only while nothing has been written.
 func (s *Server) relayWebSocket(w http.ResponseWriter, r *http.Request, label string) error {
-	head := messages.RequestHead{URI: r.RequestURI, Host: r.Host, Header: s.outboundHeader(r)}
-	hop.RemoveHandshake(head.Header)
+	out := s.outbound(r)
+	out.handshake = true
+	head := messages.RequestHead{URI: r.RequestURI, Host: r.Host, Fields: out.appendFields}
 	ctx, cancel := context.WithTimeoutCause(r.Context(), s.cfg.RequestTimeout, ErrTimeout)
 	defer cancel()
 	// A handshake has no body, so it can be sent again when its link or

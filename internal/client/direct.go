@@ -329,7 +329,7 @@ func (c *directConn) roundTrip(t *ServiceTransport, req *http.Request) (*http.Re
 		c.br = bufio.NewReaderSize(c, 16<<10)
 	}
 	before := c.wrote
-	err := req.Write(c.bw)
+	err := writeRequest(c.bw, req)
 	if err == nil {
 		err = c.bw.Flush()
 	}

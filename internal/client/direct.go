@@ -361,6 +361,9 @@ func (c *directConn) readResponse(req *http.Request) (*http.Response, error) {
 		if _, err := c.br.Peek(1); err != nil {
 			return nil, &directError{err: err, written: true}
 		}
+		if resp := readSimpleResponse(c.br, req); resp != nil {
+			return resp, nil
+		}
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			return nil, &directError{err: err, written: true, read: true}

@@ -232,7 +232,8 @@ func (r *reader) header() http.Header {
 		if r.err != nil {
 			break
 		}
-		if !validName(name) {
+		name, ok := canonicalName(name)
+		if !ok {
 			r.err = fmt.Errorf("%w: invalid header name %.64q", ErrMalformed, name)
 			break
 		}
@@ -240,7 +241,6 @@ func (r *reader) header() http.Header {
 			r.err = fmt.Errorf("%w: invalid value of header %.64q", ErrMalformed, name)
 			break
 		}
-		name = http.CanonicalHeaderKey(name)
 		if prev, ok := h[name]; ok {
 			h[name] = append(prev, v)
 			continue
@@ -257,12 +257,45 @@ func validName(s string) bool {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
-		if !isTokenChar(s[i]) {
+		if !tokenChar[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// canonicalName reports whether s is a field name and returns it in
+// canonical form (see http.CanonicalHeaderKey), in one pass and with no
+// allocation when it is canonical already, as a peer's names mostly are.
+// The name given back with false is s.
+func canonicalName(s string) (string, bool) {
+	if s == "" {
+		return s, false
+	}
+	canonical, upper := true, true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !tokenChar[c] {
+			return s, false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	if !canonical {
+		s = http.CanonicalHeaderKey(s)
+	}
+	return s, true
+}
+
+// tokenChar marks the bytes of an RFC 9110 token.
+var tokenChar = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isTokenChar(byte(c))
+	}
+	return t
+}()
 
 func isTokenChar(c byte) bool {
 	switch {

@@ -274,3 +274,22 @@ func typicalResponseHead() ResponseHead {
 		},
 	}
 }
+
+// TestCanonicalName: canonicalName takes the names validName takes and
+// gives http.CanonicalHeaderKey's form of each.
+func TestCanonicalName(t *testing.T) {
+	names := []string{"", "a", "A", "content-type", "Content-Type", "CONTENT-TYPE", "x-", "-x", "x--y", "X_forwarded_for",
+		"x_Y-z", "1a-2b", "a b", "a:b", "é", "Set-Cookie", "www-authenticate", "Www-Authenticate", "!#$%&'*+-.^_`|~"}
+	for c := 0; c < 256; c++ {
+		names = append(names, string([]byte{byte(c)}), "ab"+string([]byte{byte(c)})+"cd")
+	}
+	for _, n := range names {
+		got, ok := canonicalName(n)
+		if ok != validName(n) {
+			t.Errorf("%q: ok %v, validName %v", n, ok, validName(n))
+		}
+		if ok && got != http.CanonicalHeaderKey(n) {
+			t.Errorf("%q: got %q, want %q", n, got, http.CanonicalHeaderKey(n))
+		}
+	}
+}

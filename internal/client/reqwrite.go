@@ -77,7 +77,7 @@ func bodiless(req *http.Request) bool {
 // writeField writes one field as req.Write does: a line break in the
 // value becomes a space, and surrounding white space goes.
 func writeField(bw *bufio.Writer, name, v string) {
-	if strings.ContainsAny(v, "\r\n") {
+	if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
 		v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
 	}
 	bw.WriteString(name)

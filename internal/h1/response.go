@@ -161,7 +161,7 @@ func (w *response) writeHead(next []byte) {
 	w.headerOut = true
 	h := w.header
 	isHEAD := w.req.Method == http.MethodHead
-	te := h.Get("Transfer-Encoding")
+	te := first(h["Transfer-Encoding"])
 	hasTE := te != ""
 	var clen, ctype, date, connection, encoding string
 	if w.handlerDone && !hasTE && bodyAllowed(w.status) && w.length < 0 && (!isHEAD || len(w.hold) > 0) {
@@ -175,7 +175,7 @@ func (w *response) writeHead(next []byte) {
 		w.closeAfter = true
 	}
 	if bodyAllowed(w.status) {
-		if _, ok := h["Content-Type"]; !ok && h.Get("Content-Encoding") == "" && !hasTE && len(w.hold)+len(next) > 0 {
+		if _, ok := h["Content-Type"]; !ok && first(h["Content-Encoding"]) == "" && !hasTE && len(w.hold)+len(next) > 0 {
 			ctype = http.DetectContentType(sniffed(w.hold, next))
 		}
 	} else {
@@ -268,7 +268,7 @@ func (w *response) writeFields(h http.Header) {
 			continue
 		}
 		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") {
+			if lineBreak(v) {
 				v = strings.NewReplacer("\r", " ", "\n", " ").Replace(v)
 			}
 			bw.WriteString(k)
@@ -328,4 +328,18 @@ func suppressed(status int) []string {
 		return []string{"Content-Type", "Content-Length", "Transfer-Encoding"}
 	}
 	return []string{"Content-Length", "Transfer-Encoding"}
+}
+
+// first is a field's first value, as http.Header.Get gives it for a
+// canonical name.
+func first(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
+}
+
+// lineBreak reports whether v holds a CR or LF.
+func lineBreak(v string) bool {
+	return strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -97,7 +98,7 @@ func (h *textHandler) fastLine(t time.Time, level slog.Level, msg string, attrs 
 	b := (*bp)[:0]
 	if !t.IsZero() {
 		b = append(b, "time="...)
-		b = appendRFC3339Millis(b, t.Round(0))
+		b = appendStamp(b, t.Round(0))
 		b = append(b, ' ')
 	}
 	b = append(b, "level="...)
@@ -256,6 +257,28 @@ var asciiClass = func() (t [256]uint8) {
 	}
 	return t
 }()
+
+// stamp is the text of one millisecond in one location, which the lines
+// of a busy log share.
+type stamp struct {
+	ms  int64
+	loc *time.Location
+	b   []byte
+}
+
+var lastStamp atomic.Pointer[stamp]
+
+// appendStamp is appendRFC3339Millis that formats each millisecond once.
+func appendStamp(b []byte, t time.Time) []byte {
+	ms, loc := t.UnixMilli(), t.Location()
+	if s := lastStamp.Load(); s != nil && s.ms == ms && s.loc == loc {
+		return append(b, s.b...)
+	}
+	n := len(b)
+	b = appendRFC3339Millis(b, t)
+	lastStamp.Store(&stamp{ms: ms, loc: loc, b: append([]byte(nil), b[n:]...)})
+	return b
+}
 
 // appendRFC3339Millis writes t as slog.TextHandler does: RFC 3339 with
 // exactly three digits of milliseconds.

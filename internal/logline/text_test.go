@@ -227,3 +227,18 @@ func TestEveryByte(t *testing.T) {
 		}
 	}
 }
+
+// TestStamp: lines in the same millisecond, or in another location or
+// millisecond, each get their own time's text.
+func TestStamp(t *testing.T) {
+	base := time.Date(2026, 12, 3, 9, 30, 0, 123_400_000, time.UTC)
+	for _, at := range []time.Time{
+		base, base.Add(500 * time.Microsecond), base.Add(time.Millisecond), base.In(time.FixedZone("X", 3600)),
+		base.Add(-time.Hour * 24 * 365 * 60), base, base.Add(999 * time.Microsecond),
+	} {
+		want := string(appendRFC3339Millis(nil, at))
+		if got := string(appendStamp(nil, at)); got != want {
+			t.Errorf("%v: got %s, want %s", at, got, want)
+		}
+	}
+}

@@ -32,9 +32,9 @@ type outbound struct {
 
 func (s *Server) outbound(r *http.Request) outbound {
 	o := outbound{h: r.Header, conn: r.Header["Connection"]}
-	peer := peerAddr(r.RemoteAddr)
+	host, peer := peerHost(r.RemoteAddr)
 	o.trusted = s.trusted(peer)
-	o.xff = peerString(r.RemoteAddr, peer)
+	o.xff = host
 	if prior := r.Header["X-Forwarded-For"]; len(prior) > 0 && !o.drop("X-Forwarded-For") {
 		o.xff = strings.Join(prior, ", ") + ", " + o.xff
 	}
@@ -121,25 +121,31 @@ func protected(name string) bool {
 	return slices.Contains(spoofable, name) || hop.Is(name) || name == "Expect"
 }
 
-// peerString is the peer's address as X-Forwarded-For gives it: the host
-// part of remote when that is already its canonical form, as it is for a
-// socket's own address, so that it costs no allocation.
-func peerString(remote string, peer netip.Addr) string {
-	if host, _, err := net.SplitHostPort(remote); err == nil && peer.Is4() {
-		if a, err := netip.ParseAddr(host); err == nil && a == peer {
-			return host // IPv4 parses only in its canonical form
-		}
+// peerHost is the peer's address in remote, and as X-Forwarded-For gives
+// it: the host part of remote itself when that is its canonical form, as
+// it is for a socket's own address, so that it costs no allocation.
+func peerHost(remote string) (string, netip.Addr) {
+	host := hostOf(remote)
+	a, _ := netip.ParseAddr(host)
+	if a.Is4() {
+		return host, a // IPv4 parses only in its canonical form
 	}
-	return peer.String()
+	a = a.Unmap()
+	return a.String(), a
 }
 
 func peerAddr(remote string) netip.Addr {
+	a, _ := netip.ParseAddr(hostOf(remote))
+	return a.Unmap()
+}
+
+// hostOf is the host part of a host:port address, or all of it.
+func hostOf(remote string) string {
 	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		host = remote
+		return remote
 	}
-	a, _ := netip.ParseAddr(host)
-	return a.Unmap()
+	return host
 }
 
 // sourceAddr is the address a request comes from, for limits: the peer's

@@ -46,9 +46,9 @@ type Inbox struct {
 	inlining  bool
 	inlineEnd sync.Cond // on mu: an inline run ended
 
-	notify chan struct{} // a frame was queued
+	notify chan struct{} // a frame was queued, or the inbox failed
 	once   sync.Once
-	gone   chan struct{} // closed by Fail
+	gone   chan struct{} // closed by Fail; made by the first Done
 }
 
 // NewInbox returns an inbox holding at most frames frames and bytes bytes.
@@ -64,7 +64,6 @@ func (q *Inbox) init(frames int, bytes int64, win *Window) {
 	q.q = q.first[:0]
 	q.inlineEnd.L = &q.mu
 	q.notify = make(chan struct{}, 1)
-	q.gone = make(chan struct{})
 }
 
 // Window is the stream's send window, or nil.
@@ -156,13 +155,29 @@ func (q *Inbox) Fail(err error) {
 	q.once.Do(func() {
 		q.mu.Lock()
 		q.err = err
+		gone := q.gone
 		q.mu.Unlock()
-		close(q.gone)
+		if gone != nil {
+			close(gone)
+		}
+		q.wake()
 	})
 }
 
-// Done is closed once the inbox has failed.
-func (q *Inbox) Done() <-chan struct{} { return q.gone }
+// Done is closed once the inbox has failed. The channel is made when it
+// is first asked for: a consumer waiting in Next learns of the failure
+// without it.
+func (q *Inbox) Done() <-chan struct{} {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.gone == nil {
+		q.gone = make(chan struct{})
+		if q.err != nil {
+			close(q.gone)
+		}
+	}
+	return q.gone
+}
 
 // Err is why the inbox failed, or nil.
 func (q *Inbox) Err() error {
@@ -202,8 +217,7 @@ func (q *Inbox) NextBefore(ctx context.Context, expiry <-chan time.Time, expired
 			return m, err
 		}
 		select {
-		case <-q.notify:
-		case <-q.gone:
+		case <-q.notify: // a frame, or the failure pop gives next
 		case <-ctx.Done():
 			return Inbound{}, context.Cause(ctx)
 		case <-expiry:

@@ -78,9 +78,9 @@ func (g *Grant) Consumed(id messages.ID, n int) *Buffer {
 // Window is a sender's credit on one stream. A nil Window is a stream
 // without flow control: Acquire never waits.
 type Window struct {
-	mu    sync.Mutex // protects avail
+	mu    sync.Mutex // protects avail and wake
 	avail int64
-	wake  chan struct{}
+	wake  chan struct{} // made when Acquire first waits
 }
 
 // NewWindow returns a window holding n credit.
@@ -90,9 +90,7 @@ func NewWindow(n int64) *Window {
 	return w
 }
 
-func (w *Window) init(n int64) {
-	w.avail, w.wake = n, make(chan struct{}, 1)
-}
+func (w *Window) init(n int64) { w.avail = n }
 
 // Acquire spends n credit, waiting while none is left. It may overdraw by
 // one frame, so a frame larger than the window still goes. One goroutine
@@ -108,9 +106,13 @@ func (w *Window) Acquire(ctx context.Context, done <-chan struct{}, n int64) err
 			w.mu.Unlock()
 			return nil
 		}
+		if w.wake == nil {
+			w.wake = make(chan struct{}, 1)
+		}
+		wake := w.wake
 		w.mu.Unlock()
 		select {
-		case <-w.wake:
+		case <-wake:
 		case <-done:
 			return ErrClosed
 		case <-ctx.Done():
@@ -126,9 +128,12 @@ func (w *Window) Add(n int64) {
 	}
 	w.mu.Lock()
 	w.avail += n
+	wake := w.wake
 	w.mu.Unlock()
-	select {
-	case w.wake <- struct{}{}:
-	default:
+	if wake != nil {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
 	}
 }

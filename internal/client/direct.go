@@ -323,7 +323,7 @@ func (c *directConn) roundTrip(t *ServiceTransport, req *http.Request) (*http.Re
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
+	stop := watch(ctx, c)
 	if c.bw == nil {
 		c.bw = bufio.NewWriterSize(c, 4<<10)
 		c.br = bufio.NewReaderSize(c, 16<<10)
@@ -334,14 +334,14 @@ func (c *directConn) roundTrip(t *ServiceTransport, req *http.Request) (*http.Re
 		err = c.bw.Flush()
 	}
 	if err != nil {
-		stop()
+		stop.release()
 		return nil, &directError{err: err, written: c.wrote > before}
 	}
 	c.limit = maxResponseHeader
 	resp, err := c.readResponse(req)
 	c.limit = -1
 	if err != nil {
-		stop()
+		stop.release()
 		return nil, err
 	}
 	body := &directBody{ctx: ctx, t: t, c: c, r: resp.Body, stop: stop,
@@ -377,6 +377,29 @@ func (c *directConn) readResponse(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// breaker breaks off a connection's reads and writes, through its
+// deadline, when a request's context ends.
+type breaker struct {
+	sc   *streamCtx  // a stream's context, which has a slot for it
+	stop func() bool // any other: context.AfterFunc's
+}
+
+func watch(ctx context.Context, c *directConn) breaker {
+	if sc, ok := ctx.Value(streamCtxKey{}).(*streamCtx); ok && sc.watch(c) {
+		return breaker{sc: sc}
+	}
+	return breaker{stop: context.AfterFunc(ctx, func() { c.SetDeadline(aLongTimeAgo) })}
+}
+
+// release stops watching; it reports false when the context ended first,
+// so that the connection has been broken off.
+func (b breaker) release() bool {
+	if b.sc != nil {
+		return b.sc.unwatch()
+	}
+	return b.stop()
+}
+
 // directBody is a response body on the direct path. At its end the
 // connection goes back to the pool; closed before its end, or broken,
 // the connection is closed (not drained: the rest may never come).
@@ -385,7 +408,7 @@ type directBody struct {
 	t     *ServiceTransport
 	c     *directConn
 	r     io.ReadCloser
-	stop  func() bool
+	stop  breaker
 	reuse bool
 	done  atomic.Bool // finished: the connection is back in the pool or closed
 }
@@ -416,7 +439,7 @@ func (b *directBody) finish(clean bool) {
 	if b.done.Swap(true) {
 		return
 	}
-	if b.stop() && clean && b.reuse && b.c.br.Buffered() == 0 {
+	if b.stop.release() && clean && b.reuse && b.c.br.Buffered() == 0 {
 		b.t.put(b.c)
 		return
 	}

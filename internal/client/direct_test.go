@@ -286,42 +286,67 @@ func stallingServer(t *testing.T) (*httptest.Server, *atomic.Int64) {
 
 // TestServiceTransportCancel: cancelling a request breaks off the wait
 // for its answer and the read of its body at once, and the connection is
-// not used again.
+// not used again; the same when the request's context is a stream's that
+// the proxy abandons.
 func TestServiceTransportCancel(t *testing.T) {
-	srv, conns := stallingServer(t)
-	tr := NewServiceTransport(NewTransport())
-	defer tr.CloseIdleConnections()
+	for _, tc := range []struct {
+		name string
+		ctx  func() (context.Context, func())
+	}{
+		{"a context", func() (context.Context, func()) {
+			return context.WithCancel(context.Background())
+		}},
+		{"a stream's", func() (context.Context, func()) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			st := &stream{ctx: &streamCtx{Context: ctx}, end: cancel}
+			return st.ctx, st.cancel
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv, conns := stallingServer(t)
+			tr := NewServiceTransport(NewTransport())
+			defer tr.CloseIdleConnections()
 
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/wait", nil)
-	time.AfterFunc(100*time.Millisecond, cancel)
-	start := time.Now()
-	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled while waiting: %v", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("the cancel took %v", d)
-	}
+			ctx, cancel := tc.ctx()
+			req, _ := http.NewRequestWithContext(ctx, "GET", srv.URL+"/wait", nil)
+			time.AfterFunc(100*time.Millisecond, cancel)
+			start := time.Now()
+			if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled while waiting: %v", err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Fatalf("the cancel took %v", d)
+			}
 
-	ctx, cancel = context.WithCancel(context.Background())
-	req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/stream", nil)
-	resp, err := tr.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(resp.Body, buf); err != nil {
-		t.Fatal(err)
-	}
-	time.AfterFunc(100*time.Millisecond, cancel)
-	if _, err := resp.Body.Read(buf); !errors.Is(err, context.Canceled) {
-		t.Fatalf("cancelled while reading the body: %v", err)
-	}
-	resp.Body.Close()
+			ctx, cancel = tc.ctx()
+			req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/stream", nil)
+			resp, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(resp.Body, buf); err != nil {
+				t.Fatal(err)
+			}
+			time.AfterFunc(100*time.Millisecond, cancel)
+			if _, err := resp.Body.Read(buf); !errors.Is(err, context.Canceled) {
+				t.Fatalf("cancelled while reading the body: %v", err)
+			}
+			resp.Body.Close()
 
-	get(t, tr, "GET", srv.URL+"/")
-	if n := conns.Load(); n != 3 {
-		t.Fatalf("%d connections, want 3 (a cancelled one is not reused)", n)
+			get(t, tr, "GET", srv.URL+"/")
+			if n := conns.Load(); n != 3 {
+				t.Fatalf("%d connections, want 3 (a cancelled one is not reused)", n)
+			}
+
+			// A request on a context that has ended goes nowhere.
+			ctx, cancel = tc.ctx()
+			cancel()
+			req, _ = http.NewRequestWithContext(ctx, "GET", srv.URL+"/", nil)
+			if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+				t.Fatalf("on an ended context: %v", err)
+			}
+		})
 	}
 }
 

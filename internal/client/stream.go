@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"keyhole/internal/link"
 	"keyhole/messages"
@@ -44,10 +47,9 @@ type stream struct {
 	s        *session
 	ws       bool                 // a WebSocket, not an HTTP request
 	head     messages.RequestHead // what the proxy asked for
-	ctx      context.Context
+	ctx      *streamCtx
 	received atomic.Int64 // request body bytes, counted as the service reads them
-	// abandon ends the stream with a cause that context.Cause(ctx) says.
-	abandon context.CancelCauseFunc
+	end      context.CancelCauseFunc // ends ctx; see abandon
 }
 
 func newStream(id messages.ID, s *session, ws bool) *stream {
@@ -58,8 +60,69 @@ func newStream(id messages.ID, s *session, ws bool) *stream {
 	} else {
 		in = link.NewInbox(httpQueueFrames, httpQueueBytes, nil)
 	}
-	return &stream{Inbox: in, id: id, s: s, ws: ws, ctx: ctx, abandon: cancel}
+	return &stream{Inbox: in, id: id, s: s, ws: ws, ctx: &streamCtx{Context: ctx}, end: cancel}
 }
+
+// abandon ends the stream with a cause that context.Cause(st.ctx) says,
+// and breaks off the service connection its request is on.
+func (st *stream) abandon(cause error) {
+	st.end(cause)
+	st.ctx.end()
+}
+
+// streamCtx is a stream's context. When the stream ends it also breaks
+// off the one service connection that watch gave it, which costs nothing
+// in the context tree as context.AfterFunc's registration does.
+type streamCtx struct {
+	context.Context // canceled when the stream ends
+
+	mu    sync.Mutex
+	conn  net.Conn // the connection to break off, nil if none
+	ended bool
+}
+
+type streamCtxKey struct{}
+
+func (c *streamCtx) Value(key any) any {
+	if _, ok := key.(streamCtxKey); ok {
+		return c
+	}
+	return c.Context.Value(key)
+}
+
+// watch has conn's reads and writes broken off when the stream ends, and
+// reports true, unless the stream has ended or watches one already.
+func (c *streamCtx) watch(conn net.Conn) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ended || c.conn != nil {
+		return false
+	}
+	c.conn = conn
+	return true
+}
+
+// unwatch stops the watch; it reports false when the stream ended first,
+// so that the connection has been broken off.
+func (c *streamCtx) unwatch() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.conn = nil
+	return !c.ended
+}
+
+func (c *streamCtx) end() {
+	c.mu.Lock()
+	conn := c.conn
+	c.ended = true
+	c.mu.Unlock()
+	if conn != nil {
+		conn.SetDeadline(aLongTimeAgo)
+	}
+}
+
+// aLongTimeAgo is a deadline that breaks off a read or write at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // cancel ends the stream because the proxy abandoned it or its link went.
 func (st *stream) cancel() { st.abandon(errCanceled) }

@@ -67,7 +67,7 @@ func TestRequestRefusesPathsThatEscapeTheTarget(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		st := &stream{ctx: context.Background()}
+		st := &stream{ctx: &streamCtx{Context: context.Background()}}
 		req, err := c.request(st, &messages.RequestHead{Method: "GET", URI: tc.uri, Header: http.Header{}}, true)
 		switch {
 		case tc.wantURL == "" && (err == nil || !errors.Is(err, errEscapesTarget) || requestStatus(err) != http.StatusBadRequest):

@@ -6,6 +6,7 @@ package logline
 
 import (
 	"context"
+	"encoding/binary"
 	"io"
 	"log/slog"
 	"strconv"
@@ -207,7 +208,16 @@ func needsQuoting(s string) bool {
 	if len(s) == 0 {
 		return true
 	}
-	for i := 0; i < len(s); i++ {
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		// Eight bytes at a time: past ASCII, or holding a byte below '!'
+		// (a space or control), '=' or '"', they take the byte loop.
+		x := binary.LittleEndian.Uint64([]byte(s[i : i+8]))
+		if x&hi != 0 || below(x, '!') || hasByte(x, '=') || hasByte(x, '"') {
+			break
+		}
+	}
+	for ; i < len(s); i++ {
 		switch asciiClass[s[i]] {
 		case asciiSafe:
 		case asciiQuote:
@@ -217,6 +227,20 @@ func needsQuoting(s string) bool {
 		}
 	}
 	return false
+}
+
+const (
+	lo = 0x0101010101010101
+	hi = 0x8080808080808080
+)
+
+// below reports whether a word of ASCII bytes holds one less than c.
+func below(x uint64, c byte) bool { return (x-lo*uint64(c))&^x&hi != 0 }
+
+// hasByte reports whether a word of ASCII bytes holds c.
+func hasByte(x uint64, c byte) bool {
+	y := x ^ lo*uint64(c)
+	return (y-lo)&^y&hi != 0
 }
 
 // needsQuotingUTF8 is needsQuoting from the first byte beyond ASCII on.

@@ -220,7 +220,13 @@ func TestEveryByte(t *testing.T) {
 	at := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
 	for c := 0; c < 256; c++ {
 		b := string([]byte{byte(c)})
-		for _, v := range []string{b, "ab" + b + "cd", "é" + b, "path/" + b} {
+		vs := []string{b, "ab" + b + "cd", "é" + b, "path/" + b}
+		for _, at := range []int{0, 7, 8, 15, 16} { // in and beside the words looked at whole
+			v := []byte("/seventeen-bytes/")
+			v[at] = byte(c)
+			vs = append(vs, string(v))
+		}
+		for _, v := range vs {
 			r := slog.NewRecord(at, slog.LevelInfo, "m", 0)
 			r.AddAttrs(slog.String("k", v))
 			sameLine(t, none, slog.LevelInfo, r)

@@ -48,7 +48,7 @@ type stream struct {
 	ws       bool                 // a WebSocket, not an HTTP request
 	head     messages.RequestHead // what the proxy asked for
 	ctx      *streamCtx
-	received atomic.Int64 // request body bytes, counted as the service reads them
+	received atomic.Int64            // request body bytes, counted as the service reads them
 	end      context.CancelCauseFunc // ends ctx; see abandon
 }
 

@@ -16,6 +16,7 @@ type cost struct {
 	conns     int64           // new backend connections in the measured part
 	cpu       []time.Duration // CPU time of each watched process, then of the load generator, in the measured part
 	others    time.Duration   // CPU time of every other process in the measured part
+	steal     time.Duration   // CPU time the hypervisor took from this machine meanwhile
 	span      time.Duration   // wall-clock time of the measured part
 }
 
@@ -32,10 +33,12 @@ type sample struct {
 	cpu   []time.Duration
 	self  time.Duration // of the benchmark's own process, which only coordinates
 	busy  time.Duration // of the whole machine
+	steal time.Duration // of the whole machine, by its hypervisor
 }
 
 func (e *env) sample() sample {
-	s := sample{at: time.Now(), conns: e.backend.conns(), busy: machineBusy(), self: cpuTime(os.Getpid())}
+	s := sample{at: time.Now(), conns: e.backend.conns(), self: cpuTime(os.Getpid())}
+	s.busy, s.steal = machineTimes()
 	for _, w := range e.watched {
 		s.cpu = append(s.cpu, cpuTime(w.pid))
 	}
@@ -75,7 +78,7 @@ func (e *env) sampleAt(ctx context.Context, w window) <-chan [2]sample {
 // costOf is the cost between samples: start of the run, start and end of
 // the measured part.
 func costOf(start, from, to sample) cost {
-	c := cost{warmConns: from.conns - start.conns, conns: to.conns - from.conns, span: to.at.Sub(from.at)}
+	c := cost{warmConns: from.conns - start.conns, conns: to.conns - from.conns, steal: to.steal - from.steal, span: to.at.Sub(from.at)}
 	c.others = to.busy - from.busy - (to.self - from.self)
 	for i := range to.cpu {
 		c.cpu = append(c.cpu, to.cpu[i]-from.cpu[i])
@@ -118,22 +121,27 @@ func cpuTime(pid int) time.Duration {
 	return time.Duration(utime+stime) * clockTick
 }
 
-// machineBusy is the user and system CPU time of the whole machine since
-// boot, from /proc/stat; like cpuTime it leaves out interrupts, so that
-// busy − Σ cpuTime is what other processes used.
-func machineBusy() time.Duration {
+// machineTimes is the user and system CPU time of the whole machine since
+// boot, from /proc/stat (like cpuTime it leaves out interrupts, so that
+// busy − Σ cpuTime is what other processes used), and the time its
+// hypervisor ran something else instead (steal).
+func machineTimes() (busy, steal time.Duration) {
 	b, err := os.ReadFile("/proc/stat")
 	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle ...
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq steal ...
 	if err != nil || len(f) < 4 || f[0] != "cpu" {
-		return 0
+		return 0, 0
 	}
 	var ticks int64
 	for _, v := range f[1:4] {
 		n, _ := strconv.ParseInt(v, 10, 64)
 		ticks += n
 	}
-	return time.Duration(ticks) * clockTick
+	var stolen int64
+	if len(f) > 8 {
+		stolen, _ = strconv.ParseInt(f[8], 10, 64)
+	}
+	return time.Duration(ticks) * clockTick, time.Duration(stolen) * clockTick
 }
 
 // loadAvg is the first three fields of /proc/loadavg, "?" if unknown.

@@ -79,7 +79,8 @@ func (r *report) writeLegend(w io.Writer) {
 		"bk-warm: new backend connections during the warm-up; bk/1k: new backend connections per 1,000 requests in the measured part;\n"+
 		"process columns: CPU µs per op (per MiB for transfers) of each process in the measured part; load is the load generator;\n"+
 		"SSE latency: from the backend's flush (the time in each event) to the event's arrival at the load generator;\n"+
-		"others: CPUs (of %d) that other processes on this machine kept busy meanwhile; well above 0, the ratios are unreliable\n\n",
+		"others: CPUs (of %d) that other processes on this machine kept busy meanwhile; steal: CPUs the hypervisor took from this\n"+
+		"  virtual machine meanwhile; either well above 0, the ratios are unreliable\n\n",
 		runtime.NumCPU())
 }
 
@@ -129,7 +130,7 @@ func (sr *suiteReport) processHeader(w io.Writer) {
 	for _, n := range append(slices.Clone(sr.watched), "load") {
 		fmt.Fprintf(w, " %7s", n)
 	}
-	fmt.Fprintf(w, " %7s\n", "others")
+	fmt.Fprintf(w, " %7s %6s\n", "others", "steal")
 }
 
 // processColumns prints the CPU per operation of each process and how
@@ -138,11 +139,12 @@ func processColumns(w io.Writer, res result) {
 	for _, c := range res.cpu {
 		fmt.Fprintf(w, " %7.1f", perOp(c, res.ops))
 	}
-	busy := 0.0
+	busy, steal := 0.0, 0.0
 	if res.span > 0 {
 		busy = res.others.Seconds() / res.span.Seconds()
+		steal = res.steal.Seconds() / res.span.Seconds()
 	}
-	fmt.Fprintf(w, " %7.2f\n", busy)
+	fmt.Fprintf(w, " %7.2f %6.2f\n", busy, steal)
 }
 
 func (sr *suiteReport) writeRates(w io.Writer, outs []outcome) {

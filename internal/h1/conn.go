@@ -24,6 +24,9 @@ type conn struct {
 	res    response // reused by each request
 	pre    []byte   // head bytes a request took that net/http is to read again
 	watch  *time.Timer
+	// The deadlines last set on nc, by the serving goroutine; see
+	// setReadDeadline.
+	rdl, wdl time.Time
 
 	// The watch: once a request has run for watchAfter, a goroutine
 	// waits on the connection for the visitor leaving. mu guards state.
@@ -71,7 +74,7 @@ func (c *conn) serve() {
 			wait = c.s.HS.ReadHeaderTimeout
 		}
 		if wait > 0 {
-			c.nc.SetReadDeadline(time.Now().Add(wait))
+			c.setReadDeadline(time.Now().Add(wait))
 		}
 		if _, err := c.br.Peek(1); err != nil {
 			return
@@ -106,7 +109,7 @@ func (c *conn) readRequest(first bool) (*http.Request, bool) {
 			return nil, true // a long head: net/http applies its limit
 		}
 		if d := c.s.HS.ReadHeaderTimeout; d > 0 && !first {
-			c.nc.SetReadDeadline(time.Now().Add(d))
+			c.setReadDeadline(time.Now().Add(d))
 		}
 		for end < 0 && c.br.Buffered() < bufSize {
 			if _, err := c.br.Peek(c.br.Buffered() + 1); err != nil {
@@ -231,7 +234,7 @@ func (c *conn) serveRequest(req *http.Request) bool {
 	ctx, cancel := context.WithCancel(context.Background())
 	req = req.WithContext(ctx)
 	if d := c.s.HS.WriteTimeout; d > 0 {
-		c.nc.SetWriteDeadline(time.Now().Add(d))
+		c.setWriteDeadline(time.Now().Add(d))
 	}
 	w := &c.res
 	w.reset(c, req)
@@ -317,5 +320,37 @@ func (c *conn) disarm() {
 		c.nc.SetReadDeadline(aLongTimeAgo)
 		<-done
 		c.nc.SetReadDeadline(time.Time{})
+		c.rdl = time.Time{}
 	}
+}
+
+// deadlineSlack is how much later than the one in force a new deadline
+// must be to be set: a busy connection moves its timers about once a
+// second, not once a request, and its timeouts run up to this much short.
+const deadlineSlack = time.Second
+
+// setReadDeadline and setWriteDeadline set nc's deadlines from the serving
+// goroutine, but leave one where it is when t would only move it later by
+// less than deadlineSlack. A deadline that comes earlier, or none, is
+// always set.
+func (c *conn) setReadDeadline(t time.Time) error {
+	if nearby(c.rdl, t) {
+		return nil
+	}
+	c.rdl = t
+	return c.nc.SetReadDeadline(t)
+}
+
+func (c *conn) setWriteDeadline(t time.Time) error {
+	if nearby(c.wdl, t) {
+		return nil
+	}
+	c.wdl = t
+	return c.nc.SetWriteDeadline(t)
+}
+
+// nearby reports whether deadline t is cur or later than it by less than
+// deadlineSlack.
+func nearby(cur, t time.Time) bool {
+	return !cur.IsZero() && !t.IsZero() && !t.Before(cur) && t.Sub(cur) < deadlineSlack
 }

@@ -317,3 +317,52 @@ func TestUnwrapAfterHandover(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestIdleTimeout: a connection kept busy outlives its idle timeout, the
+// deadline moving on with its requests though not at each one, and is
+// closed once it has been idle for about that long.
+func TestIdleTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const idle = 1500 * time.Millisecond
+	hs := &http.Server{Handler: http.HandlerFunc(handler), ReadHeaderTimeout: idle, IdleTimeout: idle, WriteTimeout: idle, ErrorLog: discardLog}
+	s := NewServer(hs, ln)
+	go s.Serve()
+	t.Cleanup(func() { s.Close() })
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	br := bufio.NewReader(c)
+	get := func() error {
+		if _, err := io.WriteString(c, "GET /small HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	start := time.Now()
+	for time.Since(start) < 3*idle {
+		if err := get(); err != nil {
+			t.Fatalf("after %v of requests every 100 ms: %v", time.Since(start), err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	last := time.Now()
+	c.SetReadDeadline(time.Now().Add(3 * idle))
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("bytes nobody asked for")
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Fatalf("still open %v after the last request", time.Since(last))
+	}
+	if d := time.Since(last); d < idle-deadlineSlack-100*time.Millisecond || d > idle+500*time.Millisecond {
+		t.Errorf("closed %v after the last request, want about %v", d, idle)
+	}
+}

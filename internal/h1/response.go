@@ -124,9 +124,9 @@ func (w *response) Flush() { w.FlushError() }
 
 // SetWriteDeadline and SetReadDeadline let http.ResponseController set
 // the connection's deadlines.
-func (w *response) SetWriteDeadline(t time.Time) error { return w.c.nc.SetWriteDeadline(t) }
+func (w *response) SetWriteDeadline(t time.Time) error { return w.c.setWriteDeadline(t) }
 
-func (w *response) SetReadDeadline(t time.Time) error { return w.c.nc.SetReadDeadline(t) }
+func (w *response) SetReadDeadline(t time.Time) error { return w.c.setReadDeadline(t) }
 
 // EnableFullDuplex has nothing to do: a fast-path request has no body.
 func (w *response) EnableFullDuplex() error { return nil }

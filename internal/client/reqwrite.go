@@ -33,12 +33,14 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if hasCTL(ruri) {
 		return errors.New("net/http: can't write control character in Request.URL")
 	}
-	bw.WriteString(req.Method)
-	bw.WriteByte(' ')
-	bw.WriteString(ruri)
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
+	// The head is put together in the writer's free space, written once.
+	b := bw.AvailableBuffer()
+	b = append(b, req.Method...)
+	b = append(b, ' ')
+	b = append(b, ruri...)
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
 	ua := "Go-http-client/1.1"
 	if vs, ok := req.Header["User-Agent"]; ok {
 		ua = ""
@@ -47,7 +49,7 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 		}
 	}
 	if ua != "" {
-		writeField(bw, "User-Agent", ua)
+		b = appendField(b, "User-Agent", ua)
 	}
 	for name, vs := range req.Header {
 		switch name {
@@ -58,10 +60,11 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 			return fmt.Errorf("net/http: invalid header field name %q", name)
 		}
 		for _, v := range vs {
-			writeField(bw, name, v)
+			b = appendField(b, name, v)
 		}
 	}
-	_, err := bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	_, err := bw.Write(b)
 	return err
 }
 
@@ -74,16 +77,16 @@ func bodiless(req *http.Request) bool {
 		req.URL != nil && req.URL.Opaque == ""
 }
 
-// writeField writes one field as req.Write does: a line break in the
-// value becomes a space, and surrounding white space goes.
-func writeField(bw *bufio.Writer, name, v string) {
+// appendField appends one field as req.Write writes it: a line break in
+// the value becomes a space, and surrounding white space goes.
+func appendField(b []byte, name, v string) []byte {
 	if strings.IndexByte(v, '\n') >= 0 || strings.IndexByte(v, '\r') >= 0 {
 		v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
 	}
-	bw.WriteString(name)
-	bw.WriteString(": ")
-	bw.WriteString(textproto.TrimString(v))
-	bw.WriteString("\r\n")
+	b = append(b, name...)
+	b = append(b, ": "...)
+	b = append(b, textproto.TrimString(v)...)
+	return append(b, "\r\n"...)
 }
 
 func ascii(s string) bool {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"strconv"
+	"strings"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -29,7 +30,8 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		return nil
 	}
 	head := string(buf[:end+2]) // every line with its CRLF
-	line, rest, _ := cut(head)
+	status, rest, _ := cut(head)
+	line := status
 	const proto = "HTTP/1.1 "
 	if len(line) < len(proto)+3 || line[:len(proto)] != proto || len(line) > len(proto)+3 && line[len(proto)+3] != ' ' {
 		return nil
@@ -38,17 +40,15 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	if err != nil || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil
 	}
-	n := 0
-	for i := 0; i+1 < len(rest); i++ {
-		if rest[i] == '\r' {
-			n++
-		}
-	}
+	n := strings.Count(rest, "\n")
 	h := make(http.Header, n)
 	vals := make([]string, 0, n) // one backing array, sliced per name
 	length := int64(-1)
 	for rest != "" {
-		line, rest, _ = cut(rest)
+		var ok bool
+		if line, rest, ok = cut(rest); !ok {
+			return nil
+		}
 		name, value, ok := field(line)
 		if !ok {
 			return nil
@@ -82,7 +82,7 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 	br.Discard(end + 4)
 	resp := &http.Response{
-		Status:        line0Status(head),
+		Status:        status[len(proto):],
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
@@ -98,24 +98,14 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	return resp
 }
 
-// cut splits s after its first CRLF.
+// cut splits s after its first line, which must end in CRLF: a bare LF
+// is left to net/http's reading.
 func cut(s string) (line, rest string, ok bool) {
-	for i := 0; i+1 < len(s); i++ {
-		if s[i] == '\r' && s[i+1] == '\n' {
-			return s[:i], s[i+2:], true
-		}
-		if s[i] == '\n' {
-			break // a bare LF: net/http's reading
-		}
+	i := strings.IndexByte(s, '\n')
+	if i < 1 || s[i-1] != '\r' {
+		return s, "", false
 	}
-	return s, "", false
-}
-
-// line0Status is the status line's status, as http.ReadResponse gives it
-// in Response.Status: the code and the reason phrase.
-func line0Status(head string) string {
-	line, _, _ := cut(head)
-	return line[len("HTTP/1.1 "):]
+	return s[:i-1], s[i+1:], true
 }
 
 // field splits a field line as net/textproto reads it: a token, a colon,
@@ -124,18 +114,14 @@ func line0Status(head string) string {
 // quick reading leaves to net/http: an empty or invalid name, a folded
 // line, a control byte in the value.
 func field(line string) (name, value string, ok bool) {
-	colon := -1
-	for i := 0; i < len(line); i++ {
-		if line[i] == ':' {
-			colon = i
-			break
-		}
-		if !httpguts.IsTokenRune(rune(line[i])) {
-			return "", "", false
-		}
-	}
+	colon := strings.IndexByte(line, ':')
 	if colon <= 0 {
 		return "", "", false
+	}
+	for i := 0; i < colon; i++ {
+		if !tokenByte[line[i]] {
+			return "", "", false
+		}
 	}
 	v := line[colon+1:]
 	for i := 0; i < len(v); i++ {
@@ -145,6 +131,14 @@ func field(line string) (name, value string, ok bool) {
 	}
 	return textproto.CanonicalMIMEHeaderKey(line[:colon]), textproto.TrimString(v), true
 }
+
+// tokenByte marks the bytes of a field name (an RFC 9110 token).
+var tokenByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = httpguts.IsTokenRune(rune(c))
+	}
+	return t
+}()
 
 // lengthBody is a response body of known length read from the
 // connection's buffer. Its last bytes come with io.EOF, so the connection

@@ -8,19 +8,6 @@ import (
 	"strings"
 )
 
-// fields are the hop-by-hop fields of RFC 9110 section 7.6.1, plus the
-// legacy ones proxies are expected to drop.
-var fields = []string{
-	"Connection",
-	"Proxy-Connection",
-	"Keep-Alive",
-	"Proxy-Authenticate",
-	"Proxy-Authorization",
-	"Te",
-	"Trailer",
-	"Transfer-Encoding",
-	"Upgrade",
-}
 
 // Remove deletes hop-by-hop fields from h, first every field named in any
 // Connection header (all of them, however many there are and whether or
@@ -35,14 +22,26 @@ func Remove(h http.Header) {
 			}
 		}
 	}
-	for _, f := range fields {
-		delete(h, f)
+	// One pass over the few fields a head has, not a deletion of each
+	// name on the list.
+	for name := range h {
+		if Is(name) {
+			delete(h, name)
+		}
 	}
 }
 
 // Is reports whether the canonical field name is one of the fixed
-// hop-by-hop fields Remove always deletes.
-func Is(name string) bool { return slices.Contains(fields, name) }
+// hop-by-hop fields Remove always deletes: those of RFC 9110 section
+// 7.6.1, plus the legacy ones proxies are expected to drop.
+func Is(name string) bool {
+	switch name {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization",
+		"Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
 
 // Named reports whether the canonical field name is listed in one of the
 // Connection field values conn, which makes it a field Remove deletes

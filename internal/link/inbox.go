@@ -118,10 +118,13 @@ func (q *Inbox) Deliver(f messages.Frame, b *Buffer) bool {
 		}
 		f, b = m.F, m.B
 	}
-	if len(b.B) <= copyBelow && cap(b.B) > copyBelow && len(q.q) > q.head {
+	if waiting := len(q.q) - q.head; len(b.B) <= copyBelow && cap(b.B) > copyBelow && waiting > 0 && !(waiting == 1 && f.End()) {
 		// Frames are waiting: a small one waits in a buffer of its own
 		// size. A consumer keeping up takes it from the pooled one; the
-		// inbox's slack covers that one buffer.
+		// inbox's slack covers that one buffer. The last frame of a
+		// stream behind a single one (a small answer's body behind its
+		// head) keeps its pooled buffer too: nothing follows it, so the
+		// two fit, and a consumer takes both at once.
 		small := &Buffer{B: append(make([]byte, 0, len(b.B)), b.B...)}
 		b.Free()
 		b = small

@@ -147,6 +147,34 @@ func TestInboxCopyOut(t *testing.T) {
 		}
 		m.B.Free()
 	}
+
+	// A stream's last frame behind a single one keeps its buffer; behind
+	// two it is copied like the rest.
+	for waiting := 1; waiting <= 2; waiting++ {
+		for i := 0; i < waiting; i++ {
+			f, b := pooled(messages.TypeData, sid, 100, 1)
+			q.Deliver(f, b)
+		}
+		f, b := pooled(messages.TypeData, sid, 100, 2)
+		f.Flags |= messages.FlagEnd
+		q.Deliver(f, b)
+		var last Inbound
+		for i := 0; i <= waiting; i++ {
+			m, err := q.Next(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == waiting {
+				last = m
+			} else {
+				m.B.Free()
+			}
+		}
+		if copied, want := cap(last.B.B) < messages.MaxFrame, waiting > 1; copied != want || !last.F.End() {
+			t.Errorf("the last frame behind %d: copied out %v, want %v", waiting, copied, want)
+		}
+		last.B.Free()
+	}
 }
 
 // TestInboxCredit: with a window, Credit frames go to it and never queue

@@ -8,7 +8,6 @@ import (
 	"strings"
 )
 
-
 // Remove deletes hop-by-hop fields from h, first every field named in any
 // Connection header (all of them, however many there are and whether or
 // not the first is empty), then the fixed list. It runs before a proxy

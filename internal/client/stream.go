@@ -148,7 +148,7 @@ func (st *stream) next() (link.Inbound, error) { return st.Next(st.ctx) }
 // acquire waits for the credit to send a Data frame of n bytes; on a
 // stream without flow control it never waits.
 func (st *stream) acquire(n int) error {
-	return st.Window().Acquire(st.ctx, st.Done(), link.Cost(n))
+	return st.Acquire(st.ctx, link.Cost(n))
 }
 
 // send queues a frame toward the proxy.

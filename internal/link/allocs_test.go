@@ -36,13 +36,16 @@ func TestWriteFramesAllocs(t *testing.T) {
 
 // TestStreamInboxAllocs: a flow-controlled stream's inbox costs two
 // allocations (itself with its window, and the channel its consumer
-// waits on; the others are made only if they are waited on), and a head
-// and a body frame through it none more.
+// waits on; the others are made only if they are waited on), and credit
+// spent and a head and a body frame through it none more.
 func TestStreamInboxAllocs(t *testing.T) {
 	ctx := context.Background()
 	head, body := Chunk(), Chunk()
 	got := testing.AllocsPerRun(100, func() {
 		q := NewStreamInbox()
+		if err := q.Acquire(ctx, Cost(100)); err != nil { // credit there is: no channel to wait on
+			t.Fatal(err)
+		}
 		head.Seal(messages.TypeHTTPResponse, 0, idOf(1), 100)
 		q.Deliver(mustParse(t, head), head)
 		q.Next(ctx)

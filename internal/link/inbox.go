@@ -69,6 +69,12 @@ func (q *Inbox) init(frames int, bytes int64, win *Window) {
 // Window is the stream's send window, or nil.
 func (q *Inbox) Window() *Window { return q.win }
 
+// Acquire spends n of the stream's send window as Window.Acquire does,
+// giving up when the inbox fails; without a window it never waits.
+func (q *Inbox) Acquire(ctx context.Context, n int64) error {
+	return q.win.acquire(ctx, q, nil, n)
+}
+
 // SetInline lets f deal with a frame on the deliverer's goroutine, in
 // place of the consumer, when the frame arrives while the consumer waits
 // with nothing queued: a consumer that keeps up is then not woken for

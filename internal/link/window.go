@@ -96,6 +96,12 @@ func (w *Window) init(n int64) { w.avail = n }
 // one frame, so a frame larger than the window still goes. One goroutine
 // acquires from a window.
 func (w *Window) Acquire(ctx context.Context, done <-chan struct{}, n int64) error {
+	return w.acquire(ctx, nil, done, n)
+}
+
+// acquire is Acquire that, given an inbox q, waits on q's Done, asking
+// for it only if it has to wait at all.
+func (w *Window) acquire(ctx context.Context, q *Inbox, done <-chan struct{}, n int64) error {
 	if w == nil {
 		return nil
 	}
@@ -111,6 +117,9 @@ func (w *Window) Acquire(ctx context.Context, done <-chan struct{}, n int64) err
 		}
 		wake := w.wake
 		w.mu.Unlock()
+		if q != nil && done == nil {
+			done = q.Done()
+		}
 		select {
 		case <-wake:
 		case <-done:

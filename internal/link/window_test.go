@@ -252,3 +252,32 @@ func TestCost(t *testing.T) {
 		t.Errorf("StreamQueue: got %d, want 1,188,008", StreamQueue)
 	}
 }
+
+// TestInboxAcquire: a stream's inbox spends its window's credit, waits
+// when there is none, and gives up when the inbox fails meanwhile.
+func TestInboxAcquire(t *testing.T) {
+	ctx := context.Background()
+	q := NewStreamInbox()
+	if err := q.Acquire(ctx, messages.InitialWindow); err != nil {
+		t.Fatalf("spending the whole window: %v", err)
+	}
+	got := make(chan error, 1)
+	go func() { got <- q.Acquire(ctx, 1) }()
+	select {
+	case err := <-got:
+		t.Fatalf("Acquire with no credit returned %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	q.Fail(ErrOverflow)
+	select {
+	case err := <-got:
+		if err != ErrClosed {
+			t.Errorf("got %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Acquire still waits after the inbox failed")
+	}
+	if err := (&Inbox{}).Acquire(ctx, 1<<40); err != nil {
+		t.Errorf("an inbox without a window: %v", err)
+	}
+}

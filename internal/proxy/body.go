@@ -241,5 +241,5 @@ func (b *requestBody) readErr(err error) error {
 func (b *requestBody) acquire(ctx context.Context, st *stream, n int) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, b.idle, ErrTimeout)
 	defer cancel()
-	return st.Window().Acquire(ctx, st.Done(), link.Cost(n))
+	return st.Acquire(ctx, link.Cost(n))
 }

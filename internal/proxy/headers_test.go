@@ -57,3 +57,29 @@ func TestLookalike(t *testing.T) {
 		}
 	}
 }
+
+// TestLengthField: the service's own Content-Length serves when it is the
+// declared length written plainly; anything else is written afresh.
+func TestLengthField(t *testing.T) {
+	for _, tc := range []struct {
+		sent []string
+		n    int64
+		want string
+		same bool
+	}{
+		{[]string{"1024"}, 1024, "1024", true},
+		{[]string{"0"}, 0, "0", true},
+		{nil, 5, "5", false},
+		{[]string{"12"}, 13, "13", false},
+		{[]string{"012"}, 12, "12", false},
+		{[]string{"+12"}, 12, "12", false},
+		{[]string{" 12"}, 12, "12", false},
+		{[]string{"12", "12"}, 12, "12", false},
+		{[]string{""}, 0, "0", false},
+	} {
+		got := lengthField(tc.sent, tc.n)
+		if len(got) != 1 || got[0] != tc.want || (len(tc.sent) > 0 && &got[0] == &tc.sent[0]) != tc.same {
+			t.Errorf("%q for %d: got %q (the service's own: %v), want %q (%v)", tc.sent, tc.n, got, len(tc.sent) > 0 && &got[0] == &tc.sent[0], tc.want, tc.same)
+		}
+	}
+}

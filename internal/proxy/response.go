@@ -71,13 +71,14 @@ func bodyAllowed(method string, status int) bool {
 func (s *Server) writeHead(w http.ResponseWriter, r *http.Request, head *messages.ResponseHead) {
 	hop.Remove(head.Header)
 	s.isolateCookies(head.Header, r.Host)
+	cl := head.Header["Content-Length"]
 	delete(head.Header, "Content-Length")
 	dst := w.Header()
 	for k, v := range head.Header {
 		dst[k] = v
 	}
 	if head.ContentLength >= 0 {
-		dst["Content-Length"] = []string{strconv.FormatInt(head.ContentLength, 10)}
+		dst["Content-Length"] = lengthField(cl, head.ContentLength)
 	}
 	// net/http would add what the service left out: a Content-Type
 	// sniffed from the body (which could turn a harmless body into HTML)
@@ -88,6 +89,32 @@ func (s *Server) writeHead(w http.ResponseWriter, r *http.Request, head *message
 		}
 	}
 	w.WriteHeader(head.Status)
+}
+
+// lengthField is the Content-Length field for a length of n: the one the
+// service sent, when it is exactly that (as it nearly always is), so that
+// its slice and string serve again.
+func lengthField(sent []string, n int64) []string {
+	if len(sent) == 1 && plainDecimal(sent[0]) {
+		if v, err := strconv.ParseInt(sent[0], 10, 64); err == nil && v == n {
+			return sent
+		}
+	}
+	return []string{strconv.FormatInt(n, 10)}
+}
+
+// plainDecimal reports whether s is a number as strconv.FormatInt writes
+// one that is not negative: digits only, no leading zero.
+func plainDecimal(s string) bool {
+	if s == "" || s[0] == '0' && len(s) > 1 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // copyResponse writes the body's Data frames to the visitor as they come,

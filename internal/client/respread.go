@@ -31,12 +31,11 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 	head := string(buf[:end+2]) // every line with its CRLF
 	status, rest, _ := cut(head)
-	line := status
 	const proto = "HTTP/1.1 "
-	if len(line) < len(proto)+3 || line[:len(proto)] != proto || len(line) > len(proto)+3 && line[len(proto)+3] != ' ' {
+	if len(status) < len(proto)+3 || status[:len(proto)] != proto || len(status) > len(proto)+3 && status[len(proto)+3] != ' ' {
 		return nil
 	}
-	code, err := strconv.Atoi(line[len(proto) : len(proto)+3])
+	code, err := strconv.Atoi(status[len(proto) : len(proto)+3])
 	if err != nil || code < 200 || code == http.StatusNoContent || code == http.StatusNotModified {
 		return nil
 	}
@@ -45,6 +44,7 @@ func readSimpleResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	vals := make([]string, 0, n) // one backing array, sliced per name
 	length := int64(-1)
 	for rest != "" {
+		var line string
 		var ok bool
 		if line, rest, ok = cut(rest); !ok {
 			return nil

@@ -22,6 +22,7 @@ import (
 	"keyhole/internal/cli"
 	"keyhole/internal/h1"
 	"keyhole/internal/proxy"
+	"keyhole/internal/sock"
 	"keyhole/limiter"
 )
 
@@ -194,6 +195,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ln = sock.Listener(ln)
 	defer ln.Close()
 	if o.proxyProtocol {
 		ln = proxyProtocolListener(ln, trusted)

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"keyhole/internal/identity"
+	"keyhole/internal/sock"
 	"keyhole/messages"
 )
 
@@ -110,7 +111,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.MaxBackoff = 30 * time.Second
 	}
 	if cfg.Dial == nil {
-		cfg.Dial = serviceDialer.DialContext
+		cfg.Dial = dialService
 	}
 	if cfg.Transport == nil {
 		t := NewTransport()
@@ -148,12 +149,16 @@ func connectURL(proxy string) (string, error) {
 // serviceDialer dials the private service.
 var serviceDialer = &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
 
+// dialService dials the private service with serviceDialer, for sockets
+// that read and write with raw system calls (package sock).
+var dialService = sock.Dialer(serviceDialer.DialContext)
+
 // NewTransport returns the transport used toward the private service: a
 // connection pool larger than any realistic concurrency, no compression
 // added or removed, no environment proxy.
 func NewTransport() *http.Transport {
 	return &http.Transport{
-		DialContext:           serviceDialer.DialContext,
+		DialContext:           dialService,
 		MaxIdleConns:          1024,
 		MaxIdleConnsPerHost:   1024,
 		IdleConnTimeout:       90 * time.Second,

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"keyhole/internal/sock"
 )
 
 // ServiceTransport is the default transport toward the private service.
@@ -278,8 +280,8 @@ func (c *directConn) alive() bool {
 	alive := false
 	var b [1]byte
 	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		alive = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		_, errno := sock.RawPeek(fd, b[:])
+		alive = errno == syscall.EAGAIN || errno == syscall.EWOULDBLOCK
 		return true
 	})
 	return err == nil && alive

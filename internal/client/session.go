@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -16,11 +17,13 @@ import (
 
 	"keyhole/internal/identity"
 	"keyhole/internal/link"
+	"keyhole/internal/sock"
 	"keyhole/limiter"
 	"keyhole/messages"
 )
 
 var dialer = websocket.Dialer{
+	NetDialContext:   sock.Dialer((&net.Dialer{}).DialContext),
 	Proxy:            http.ProxyFromEnvironment,
 	HandshakeTimeout: 10 * time.Second,
 	ReadBufferSize:   64 << 10,

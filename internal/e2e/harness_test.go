@@ -16,6 +16,7 @@ import (
 	"keyhole/internal/client"
 	"keyhole/internal/h1"
 	"keyhole/internal/proxy"
+	"keyhole/internal/sock"
 )
 
 // testProxy is a real proxy on a loopback port.
@@ -47,7 +48,7 @@ func startProxyOn(t *testing.T, addr string, cfg proxy.Config) *testProxy {
 	}
 	// As the proxy command serves plain HTTP: the fast path in front of
 	// net/http.
-	hs := h1.NewServer(&http.Server{Handler: srv, MaxHeaderBytes: proxy.MaxHeaderBytes}, ln)
+	hs := h1.NewServer(&http.Server{Handler: srv, MaxHeaderBytes: proxy.MaxHeaderBytes}, sock.Listener(ln))
 	go hs.Serve()
 	p := &testProxy{Server: srv, http: hs, addr: ln.Addr().String()}
 	t.Cleanup(p.stop)

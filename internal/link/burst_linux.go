@@ -1,14 +1,14 @@
 package link
 
-import "syscall"
+import "keyhole/internal/sock"
 
 // canBurst says a BurstReader can read the socket itself here.
 const canBurst = true
 
 func readFD(fd uintptr, p []byte) (int, error) {
-	n, err := syscall.Read(int(fd), p)
-	if err != nil {
-		return 0, err
+	n, errno := sock.RawRead(fd, p)
+	if errno != 0 {
+		return 0, errno
 	}
 	return n, nil
 }

@@ -62,7 +62,8 @@ const maxBatch = 32
 // Conn is one link.
 type Conn struct {
 	ws   *websocket.Conn
-	nc   net.Conn // ws's connection, which the link writes to itself
+	nc   net.Conn      // ws's connection, which the link writes to itself
+	bw   buffersWriter // nc, if it writes net.Buffers itself (a sock.Conn)
 	opts Options
 	// The queue: frames waiting for the writer, oldest first. A slice
 	// rather than a channel, so an idle link holds no room for frames.
@@ -121,7 +122,9 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 	if sc, ok := ws.NetConn().(syscall.Conn); ok && opts.ReadAhead != nil && canPeek {
 		raw, _ = sc.SyscallConn()
 	}
+	bw, _ := ws.NetConn().(buffersWriter)
 	return &Conn{
+		bw:    bw,
 		raw:   raw,
 		quiet: true, // a new link waits for its first frame shallowly
 		ws:    ws,
@@ -706,12 +709,23 @@ func (c *Conn) writeFrames(bs []*Buffer) error {
 	}
 	c.nc.SetWriteDeadline(time.Now().Add(c.opts.Timeout))
 	c.wbufs = c.bufs // WriteTo consumes its receiver
-	_, err := c.wbufs.WriteTo(c.nc)
+	var err error
+	if c.bw != nil {
+		_, err = c.bw.WriteBuffers(&c.wbufs)
+	} else {
+		_, err = c.wbufs.WriteTo(c.nc)
+	}
 	clear(c.bufs) // hold no buffer after it has gone back to the pool
 	if err != nil {
 		return fmt.Errorf("write: %w", err)
 	}
 	return nil
+}
+
+// buffersWriter writes net.Buffers in as few system calls as it can,
+// consuming them, as net.Buffers.WriteTo does for a *net.TCPConn.
+type buffersWriter interface {
+	WriteBuffers(*net.Buffers) (int64, error)
 }
 
 // drain frees whatever is still queued once the link has ended.

@@ -2,7 +2,8 @@ package link
 
 import (
 	"syscall"
-	"unsafe"
+
+	"keyhole/internal/sock"
 )
 
 // peekReady is the RawConn.Read callback of waitReadable: done once the
@@ -12,7 +13,6 @@ const canPeek = true
 
 func peekReady(fd uintptr) bool {
 	var b [1]byte
-	_, _, e := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
-		syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+	_, e := sock.RawPeek(fd, b[:])
 	return e != syscall.EAGAIN && e != syscall.EINTR
 }

@@ -15,15 +15,15 @@ import (
 
 // writes counts the writer's system calls on a real TCP connection: each
 // writeFrames sets the write deadline once and then writes every frame
-// of its batch with one writev (net.Buffers on the embedded TCPConn).
+// of its batch with one writev (the socket's WriteBuffers).
 type writes struct {
-	*net.TCPConn
+	net.Conn
 	n atomic.Int32
 }
 
 func (w *writes) SetWriteDeadline(t time.Time) error {
 	w.n.Add(1)
-	return w.TCPConn.SetWriteDeadline(t)
+	return w.Conn.SetWriteDeadline(t)
 }
 
 // TestConnWriterBatches: frames waiting in the queue go out together, at
@@ -43,7 +43,7 @@ func TestConnWriterBatches(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, true)
 			c := New(mine, Options{Client: true, Queue: 128})
-			w := &writes{TCPConn: c.nc.(*net.TCPConn)}
+			w := &writes{Conn: c.nc}
 			c.nc = w
 			for i := 0; i < tc.queued; i++ { // queued before the writer starts
 				if !c.TrySend(numbered(i)) {

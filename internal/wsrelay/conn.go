@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"keyhole/internal/sock"
 )
 
 // Conn is the socket under a relayed WebSocket. It serializes every
@@ -131,16 +133,16 @@ func (c *Conn) TryWriteMessage(text bool, p []byte) (began, whole bool) {
 	c.frame = appendFrame(c.frame[:0], text, c.client, p)
 	frame := c.frame
 	var n int
-	var werr error
+	var errno syscall.Errno
 	err := c.raw.Write(func(fd uintptr) bool {
 		for {
-			n, werr = syscall.Write(int(fd), frame)
-			if werr != syscall.EINTR {
+			n, errno = sock.RawWrite(fd, frame)
+			if errno != syscall.EINTR {
 				return true // never wait for the socket
 			}
 		}
 	})
-	if err != nil || werr != nil || n <= 0 {
+	if err != nil || errno != 0 || n <= 0 {
 		return false, false
 	}
 	c.out.Add(int64(n))

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"keyhole/bus/redisbus"
 	"keyhole/internal/proxy"
 	"keyhole/internal/redisopt"
+	"keyhole/internal/sock"
 	"keyhole/registry/redisreg"
 )
 
@@ -135,5 +139,45 @@ func redisOptions(raw string) (*redis.UniversalOptions, error) {
 		// Calls are bounded by their contexts (the bus's and the
 		// registry's timeouts), whatever the socket timeouts.
 		ContextTimeoutEnabled: true,
+
+		Dialer: redisDialer(o.DialTimeout, o.TLSConfig),
 	}, nil
+}
+
+// redisDialer dials Redis nodes and sentinels as go-redis itself would
+// (its dial timeout and keepalive, TLS for rediss:// with the node's host
+// as the server name unless the URL named one), over sockets of package
+// sock: the bus carries every frame between nodes.
+func redisDialer(timeout time.Duration, tlsConfig *tls.Config) func(context.Context, string, string) (net.Conn, error) {
+	d := &net.Dialer{
+		Timeout:         timeout,
+		KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second, Interval: 5 * time.Second, Count: 3},
+	}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		c = sock.Wrap(c)
+		if tlsConfig == nil {
+			return c, nil
+		}
+		cfg := tlsConfig
+		if cfg.ServerName == "" {
+			host, _, _ := net.SplitHostPort(addr)
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+		tc := tls.Client(c, cfg)
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return tc, nil
+	}
 }

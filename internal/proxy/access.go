@@ -166,7 +166,7 @@ func (s *Server) endVisit(v *visit, r *http.Request, host string) {
 		slog.Int64("bytes_in", in),
 		slog.Int64("bytes_out", out),
 		slog.Duration("duration", d),
-		slog.String("visitor", s.sourceAddr(r).String()),
+		slog.String("visitor", s.sourceText(r)),
 		slog.Bool("cross_node", v.route == routeCross),
 		{},
 	}

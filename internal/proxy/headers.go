@@ -168,6 +168,17 @@ func (s *Server) sourceAddr(r *http.Request) netip.Addr {
 	return src
 }
 
+// sourceText is sourceAddr as text, for the access log: when that is the
+// peer's own IPv4 address, the host part of RemoteAddr as it stands,
+// rather than a new string each request.
+func (s *Server) sourceText(r *http.Request) string {
+	a := s.sourceAddr(r)
+	if host := hostOf(r.RemoteAddr); a.Is4() && !strings.Contains(host, ":") && a == peerAddr(r.RemoteAddr) {
+		return host
+	}
+	return a.String()
+}
+
 func (s *Server) trusted(a netip.Addr) bool {
 	for _, p := range s.cfg.TrustedProxies {
 		if p.Contains(a) {

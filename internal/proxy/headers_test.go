@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"net/netip"
 	"testing"
 )
 
@@ -81,5 +83,36 @@ func TestLengthField(t *testing.T) {
 		if len(got) != 1 || got[0] != tc.want || (len(tc.sent) > 0 && &got[0] == &tc.sent[0]) != tc.same {
 			t.Errorf("%q for %d: got %q (the service's own: %v), want %q (%v)", tc.sent, tc.n, got, len(tc.sent) > 0 && &got[0] == &tc.sent[0], tc.want, tc.same)
 		}
+	}
+}
+
+// TestSourceText: the access log's visitor is sourceAddr written out; for
+// a peer's own IPv4 address, without a new string.
+func TestSourceText(t *testing.T) {
+	s, err := New(Config{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ remote, xff, want string }{
+		{"127.0.0.1:5000", "", "127.0.0.1"},
+		{"[::1]:5000", "", "::1"},
+		{"[::ffff:192.0.2.9]:5000", "", "192.0.2.9"},
+		{"[2001:db8::0:1]:5000", "", "2001:db8::1"},
+		{"10.1.2.3:5000", "198.51.100.7", "198.51.100.7"},
+		{"127.0.0.1:5000", "198.51.100.7", "127.0.0.1"}, // not a trusted proxy
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		r.RemoteAddr = c.remote
+		if c.xff != "" {
+			r.Header.Set("X-Forwarded-For", c.xff)
+		}
+		if got, want := s.sourceText(r), s.sourceAddr(r).String(); got != c.want || got != want {
+			t.Errorf("%s with X-Forwarded-For %q: %q, want %q (sourceAddr %q)", c.remote, c.xff, got, c.want, want)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.RemoteAddr = "127.0.0.1:5000"
+	if n := testing.AllocsPerRun(100, func() { s.sourceText(r) }); n != 0 {
+		t.Errorf("%v allocations for a peer's IPv4 address", n)
 	}
 }

@@ -483,7 +483,10 @@ func (c *Conn) read(ctx context.Context, handle Handler) error {
 		}
 		f, err := messages.Parse(b.B)
 		if err != nil {
-			version := b.B[0]
+			var version byte // of a frame long enough to have one
+			if len(b.B) > 0 {
+				version = b.B[0]
+			}
 			b.Free()
 			err = fmt.Errorf("read: %w", err)
 			if errors.Is(err, messages.ErrVersion) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,38 @@ func TestCloseWith(t *testing.T) {
 		t.Fatal("the link did not end")
 	}
 	c.CloseWith(messages.Status{Code: 403, Text: "again"}, errGone) // after the end: nothing
+}
+
+// TestShortMessages: a message shorter than a frame header, empty among
+// them, ends the link with ErrMalformed on either end, and nothing
+// reaches the handler.
+func TestShortMessages(t *testing.T) {
+	for _, client := range []bool{false, true} {
+		for _, size := range []int{0, 1, messages.HeaderSize - 1} {
+			name := fmt.Sprintf("%s, %d bytes", map[bool]string{false: "proxy end", true: "client end"}[client], size)
+			t.Run(name, func(t *testing.T) {
+				mine, peer := ends(t, client)
+				c := New(mine, Options{Client: client})
+				ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
+					b.Free()
+					return errors.New("a short message reached the handler")
+				})
+				msg := make([]byte, size)
+				if size > 0 {
+					msg[0] = messages.Version
+				}
+				if err := peer.WriteMessage(websocket.BinaryMessage, msg); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case err := <-ended:
+					if !errors.Is(err, messages.ErrMalformed) {
+						t.Errorf("got %v, want %v", err, messages.ErrMalformed)
+					}
+				case <-time.After(5 * time.Second):
+					t.Fatal("a short message did not end the link")
+				}
+			})
+		}
+	}
 }

@@ -17,7 +17,7 @@ func TestWriteFramesAllocs(t *testing.T) {
 		// goroutine's allocations, and a WebSocket reader allocates one
 		// per message.
 		go io.Copy(io.Discard, peer.NetConn())
-		c := New(mine, Options{Client: client})
+		c := newLink(mine, Options{Client: client})
 		batch := []*Buffer{Chunk(), Chunk()}
 		batch[0].Seal(messages.TypeHTTPResponse, 0, idOf(1), 100)
 		batch[1].Seal(messages.TypeData, messages.FlagEnd, idOf(1), 1<<10)

@@ -6,6 +6,7 @@
 package link
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -50,6 +51,12 @@ type Options struct {
 	// directly, a few calls deep, rather than inside the WebSocket
 	// library: the stack of an idle link then shrinks to a few KiB.
 	ReadAhead func() int
+
+	// Reader, if set, is the buffered reader the WebSocket reads from,
+	// at a message boundary, on the end that did not dial (Client
+	// unset): the link then reads its frames from it itself (frames.go)
+	// instead of through the WebSocket library.
+	Reader *bufio.Reader
 }
 
 // Handler receives each frame read from the peer, with ownership of the
@@ -92,6 +99,7 @@ type Conn struct {
 	wbufs net.Buffers // what WriteTo consumes of bufs; a field, so that it does not escape
 	batch []*Buffer   // the writer's scratch
 
+	frames   *frames         // reads the peer's messages itself; nil: the library does
 	raw      syscall.RawConn // nc's, to wait for it shallowly; nil if unusable
 	lastRead time.Time       // when the reader last had a frame; reader only
 	quiet    bool            // the gap before that frame was over quietGap; reader only
@@ -123,15 +131,20 @@ func New(ws *websocket.Conn, opts Options) *Conn {
 		raw, _ = sc.SyscallConn()
 	}
 	bw, _ := ws.NetConn().(buffersWriter)
+	var fr *frames
+	if opts.Reader != nil && !opts.Client {
+		fr = &frames{br: opts.Reader}
+	}
 	return &Conn{
-		bw:    bw,
-		raw:   raw,
-		quiet: true, // a new link waits for its first frame shallowly
-		ws:    ws,
-		nc:    ws.NetConn(),
-		opts:  opts,
-		done:  make(chan struct{}),
-		last:  make(chan lastFrame, 1),
+		frames: fr,
+		bw:     bw,
+		raw:    raw,
+		quiet:  true, // a new link waits for its first frame shallowly
+		ws:     ws,
+		nc:     ws.NetConn(),
+		opts:   opts,
+		done:   make(chan struct{}),
+		last:   make(chan lastFrame, 1),
 	}
 }
 
@@ -526,6 +539,17 @@ func (c *Conn) readFrame() (*Buffer, error) {
 			}
 		}
 		defer c.noteRead()
+	}
+	if c.frames != nil {
+		b := NewBuffer()
+		buf := b.B[:cap(b.B)]
+		n, err := c.frames.read(buf)
+		if err != nil {
+			b.Free()
+			return nil, readError(err)
+		}
+		b.B = buf[:n]
+		return b, nil
 	}
 	kind, r, err := c.ws.NextReader()
 	if err != nil {

@@ -28,7 +28,7 @@ func TestFrameOfMaxFrameBytes(t *testing.T) {
 		name := map[bool]string{false: "proxy end", true: "client end"}[client]
 		t.Run(name, func(t *testing.T) {
 			mine, peer := ends(t, client)
-			c := New(mine, Options{Client: client})
+			c := newLink(mine, Options{Client: client})
 			got := make(chan int, 4)
 			ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
 				got <- len(b.B)
@@ -73,7 +73,7 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 		name := map[bool]string{false: "proxy end", true: "client end"}[client]
 		t.Run(name, func(t *testing.T) {
 			mine, peer := ends(t, client)
-			c := New(mine, Options{Client: client})
+			c := newLink(mine, Options{Client: client})
 			ended := run(context.Background(), c, discard)
 			frame := frameOf(messages.TypePing, messages.HeaderSize)
 			frame[0] = 2
@@ -105,7 +105,7 @@ func TestFrameOfAnotherVersion(t *testing.T) {
 // stream 0 before anything still queued, then ends with the given error.
 func TestCloseWith(t *testing.T) {
 	srv, cli := ends(t, false)
-	c := New(srv, Options{})
+	c := newLink(srv, Options{})
 	ended := run(context.Background(), c, discard)
 	errGone := errors.New("key blocked")
 	c.CloseWith(messages.Status{Code: 403, Text: "this key is blocked"}, errGone)
@@ -142,7 +142,7 @@ func TestShortMessages(t *testing.T) {
 			name := fmt.Sprintf("%s, %d bytes", map[bool]string{false: "proxy end", true: "client end"}[client], size)
 			t.Run(name, func(t *testing.T) {
 				mine, peer := ends(t, client)
-				c := New(mine, Options{Client: client})
+				c := newLink(mine, Options{Client: client})
 				ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
 					b.Free()
 					return errors.New("a short message reached the handler")

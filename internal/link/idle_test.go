@@ -15,7 +15,7 @@ import (
 func TestIdleLinkIsItsReader(t *testing.T) {
 	srv, cli := ends(t, false)
 	before := runtime.NumGoroutine()
-	c := New(srv, Options{PingInterval: time.Hour})
+	c := newLink(srv, Options{PingInterval: time.Hour})
 	ended := run(context.Background(), c, discard)
 	defer func() {
 		c.Close(nil)
@@ -43,7 +43,7 @@ func TestIdleLinkIsItsReader(t *testing.T) {
 // with no writer running in between.
 func TestIdlePing(t *testing.T) {
 	srv, cli := ends(t, false)
-	c := New(srv, Options{PingInterval: 300 * time.Millisecond})
+	c := newLink(srv, Options{PingInterval: 300 * time.Millisecond})
 	ended := run(context.Background(), c, discard)
 	defer func() {
 		c.Close(nil)

@@ -27,6 +27,16 @@ func ends(t *testing.T, client bool) (mine, peer *websocket.Conn) {
 	return srv, cli
 }
 
+// newLink is New with, on the end that did not dial, the reader a
+// linktest.Pair's server end reads from (Options.Reader), as the proxy
+// gives it: the link reads its frames itself there.
+func newLink(ws *websocket.Conn, opts Options) *Conn {
+	if !opts.Client && opts.Reader == nil {
+		opts.Reader = linktest.Reader(ws)
+	}
+	return New(ws, opts)
+}
+
 // run starts c.Run with handle and returns what it returns.
 func run(ctx context.Context, c *Conn, handle Handler) <-chan error {
 	ended := make(chan error, 1)
@@ -92,7 +102,7 @@ func TestConnSendOrder(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, tc.client)
-			c := New(mine, Options{Client: tc.client, Queue: 16})
+			c := newLink(mine, Options{Client: tc.client, Queue: 16})
 			ctx, cancel := context.WithCancel(context.Background())
 			ended := run(ctx, c, discard)
 			sent := make(chan error, 1)
@@ -140,7 +150,7 @@ func TestConnSendOrder(t *testing.T) {
 // context ends; once the link is closed every send fails with the reason.
 func TestConnQueueFull(t *testing.T) {
 	mine, _ := ends(t, false)
-	c := New(mine, Options{Queue: 3}) // not running: the queue only fills
+	c := newLink(mine, Options{Queue: 3}) // not running: the queue only fills
 	for i := 0; i < 3; i++ {
 		if !c.TrySend(numbered(i)) {
 			t.Fatalf("TrySend %d refused with room in the queue", i)
@@ -207,7 +217,7 @@ func TestConnEnds(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, false)
 			before := runtime.NumGoroutine()
-			c := New(mine, tc.opts)
+			c := newLink(mine, tc.opts)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			ended := run(ctx, c, func(f messages.Frame, b *Buffer) error {
@@ -260,7 +270,7 @@ func TestConnSilenceDrops(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, false)
-			c := New(mine, Options{Timeout: timeout, PingInterval: timeout / 4})
+			c := newLink(mine, Options{Timeout: timeout, PingInterval: timeout / 4})
 			start := time.Now()
 			ended := run(context.Background(), c, discard)
 			defer c.Close(nil)
@@ -320,7 +330,7 @@ func TestConnKeepalive(t *testing.T) {
 		t.Run(map[bool]string{false: "proxy end", true: "client end"}[client], func(t *testing.T) {
 			mine, peer := ends(t, client)
 			const interval = 100 * time.Millisecond
-			c := New(mine, Options{Client: client, PingInterval: interval})
+			c := newLink(mine, Options{Client: client, PingInterval: interval})
 			handled := make(chan messages.Type, 8)
 			start := time.Now()
 			ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
@@ -375,7 +385,7 @@ func TestConnKeepalive(t *testing.T) {
 func TestConnTrySendAfterClose(t *testing.T) {
 	const tries = 200
 	mine, _ := ends(t, false)
-	c := New(mine, Options{Queue: tries})
+	c := newLink(mine, Options{Queue: tries})
 	c.Close(nil)
 	taken := 0
 	for i := 0; i < tries; i++ {

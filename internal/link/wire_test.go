@@ -101,7 +101,7 @@ func TestWireSpeaksWebSocket(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := New(ws, Options{Client: true})
+		c := newLink(ws, Options{Client: true})
 		checked := make(chan struct{})
 		go func() {
 			if err := <-got; err != nil {
@@ -118,7 +118,7 @@ func TestWireSpeaksWebSocket(t *testing.T) {
 			if err != nil {
 				return
 			}
-			send(New(ws, Options{}), checked)
+			send(newLink(ws, Options{}), checked)
 		}))
 		defer srv.Close()
 		ws, _, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1), nil)

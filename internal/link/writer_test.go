@@ -42,7 +42,7 @@ func TestConnWriterBatches(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, true)
-			c := New(mine, Options{Client: true, Queue: 128})
+			c := newLink(mine, Options{Client: true, Queue: 128})
 			w := &writes{Conn: c.nc}
 			c.nc = w
 			for i := 0; i < tc.queued; i++ { // queued before the writer starts
@@ -80,7 +80,7 @@ func TestConnLimiter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mine, peer := ends(t, false)
-			c := New(mine, Options{Limiter: tc.limiter})
+			c := newLink(mine, Options{Limiter: tc.limiter})
 			got := make(chan messages.ID, n)
 			ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
 				got <- f.ID
@@ -117,7 +117,7 @@ func TestConnLimiter(t *testing.T) {
 func TestConnDrainFrees(t *testing.T) {
 	const queued = 32
 	mine, _ := ends(t, false)
-	c := New(mine, Options{Queue: queued})
+	c := newLink(mine, Options{Queue: queued})
 	runtime.GC()
 	runtime.GC() // the pool's victims too: start with an empty pool
 	for i := 0; i < queued; i++ {
@@ -149,7 +149,7 @@ func TestConnDrainFrees(t *testing.T) {
 func TestConnQueueFromHandler(t *testing.T) {
 	const n = 50
 	mine, peer := ends(t, false)
-	c := New(mine, Options{Queue: 8})
+	c := newLink(mine, Options{Queue: 8})
 	ended := run(context.Background(), c, func(f messages.Frame, b *Buffer) error {
 		b.Free()
 		return c.Queue(context.Background(), Frame(messages.TypeData, 0, f.ID, nil))

@@ -53,6 +53,16 @@ func (h *hijackTap) readInBursts() {
 	}
 }
 
+// reader returns the reader the WebSocket reuses, for the link to read
+// its frames from itself (link.Options Reader), or nil if it does not
+// reuse it.
+func (h *hijackTap) reader() *bufio.Reader {
+	if h.br == nil || h.br.Size() <= 256 {
+		return nil
+	}
+	return h.br
+}
+
 // readAhead returns the Buffered of the reader the WebSocket reuses, or
 // nil if it does not reuse it (gorilla/websocket takes the hijacked reader
 // when it is over 256 bytes).

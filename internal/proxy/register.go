@@ -68,6 +68,7 @@ func (s *Server) serveConnect(w http.ResponseWriter, r *http.Request) {
 		Limiter:      limiter.NewMessages(s.cfg.ClientRate),
 		Logger:       log,
 		ReadAhead:    tap.readAhead(),
+		Reader:       tap.reader(),
 	})
 	// The link lives on in a goroutine of its own, with a small stack:
 	// this one grew verifying the signature, and idle links are many.

@@ -55,7 +55,8 @@ func (h *hijackTap) readInBursts() {
 
 // reader returns the reader the WebSocket reuses, for the link to read
 // its frames from itself (link.Options Reader), or nil if it does not
-// reuse it.
+// reuse it (gorilla/websocket takes the hijacked reader when it is over
+// 256 bytes).
 func (h *hijackTap) reader() *bufio.Reader {
 	if h.br == nil || h.br.Size() <= 256 {
 		return nil
@@ -64,12 +65,11 @@ func (h *hijackTap) reader() *bufio.Reader {
 }
 
 // readAhead returns the Buffered of the reader the WebSocket reuses, or
-// nil if it does not reuse it (gorilla/websocket takes the hijacked reader
-// when it is over 256 bytes).
+// nil if it does not reuse it.
 func (h *hijackTap) readAhead() func() int {
-	br, burst := h.br, h.burst // not h: it holds the handler's ResponseWriter
+	br, burst := h.reader(), h.burst // not h: it holds the handler's ResponseWriter
 	switch {
-	case br == nil || br.Size() <= 256:
+	case br == nil:
 		return nil
 	case burst != nil:
 		return func() int { return br.Buffered() + burst.Buffered() }

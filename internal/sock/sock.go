@@ -36,12 +36,12 @@ type Conn struct {
 	readFn func(uintptr) bool // c.read, made once
 
 	wmu     sync.Mutex // one Write or WriteBuffers at a time: it holds the fields below
-	wbuf    []byte
+	one     [1][]byte  // Write's buffer, as oneBufs
+	oneBufs net.Buffers
 	wbufs   *net.Buffers
 	iov     []syscall.Iovec
 	wn      int64
 	werr    syscall.Errno
-	writeFn func(uintptr) bool // c.write, made once
 	vecFn   func(uintptr) bool // c.writev, made once
 }
 
@@ -57,7 +57,7 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	s := &Conn{TCPConn: tc, rc: rc}
-	s.readFn, s.writeFn, s.vecFn = s.read, s.write, s.writev
+	s.readFn, s.vecFn = s.read, s.writev
 	return s
 }
 
@@ -136,36 +136,16 @@ func (c *Conn) read(fd uintptr) bool {
 }
 
 // Write writes like the TCP connection's Write: all of p, waiting for
-// the socket as it must, or an error and what was written before it.
+// the socket as it must, or an error and what was written before it. It
+// is a WriteBuffers of one buffer.
 func (c *Conn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
-	c.wbuf, c.wn, c.werr = p, 0, 0
-	err := c.rc.Write(c.writeFn)
-	n, errno := c.wn, c.werr
-	c.wbuf = nil
+	c.one[0] = p
+	c.oneBufs = c.one[:]
+	n, err := c.writeLocked(&c.oneBufs, "write")
+	c.one[0] = nil
 	c.wmu.Unlock()
-	return int(n), c.writeError("write", err, errno)
-}
-
-func (c *Conn) write(fd uintptr) bool {
-	for c.wn < int64(len(c.wbuf)) {
-		p := c.wbuf[c.wn:]
-		if len(p) > maxRW {
-			p = p[:maxRW]
-		}
-		n, errno := rawWrite(fd, p)
-		switch errno {
-		case 0:
-			c.wn += int64(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false // wait for room, then on
-		default:
-			c.werr = errno
-			return true
-		}
-	}
-	return true
+	return int(n), err
 }
 
 // WriteBuffers writes bufs as net.Buffers.WriteTo writes them to a TCP
@@ -173,13 +153,19 @@ func (c *Conn) write(fd uintptr) bool {
 // what it wrote.
 func (c *Conn) WriteBuffers(bufs *net.Buffers) (int64, error) {
 	c.wmu.Lock()
+	n, err := c.writeLocked(bufs, "writev")
+	c.wmu.Unlock()
+	return n, err
+}
+
+// writeLocked writes bufs, holding wmu; op names the call in errors.
+func (c *Conn) writeLocked(bufs *net.Buffers, op string) (int64, error) {
 	c.wbufs, c.wn, c.werr = bufs, 0, 0
 	err := c.rc.Write(c.vecFn)
 	n, errno := c.wn, c.werr
 	c.wbufs = nil
 	clear(c.iov) // hold none of the buffers' memory
-	c.wmu.Unlock()
-	return n, c.writeError("writev", err, errno)
+	return n, c.writeError(op, err, errno)
 }
 
 // maxIOV is how many buffers one writev takes (IOV_MAX on Linux).
